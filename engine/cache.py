@@ -1,0 +1,93 @@
+"""The result cache: node results by signature, kept where they were produced, bounded per device.
+
+Each entry holds a node's output values and its UI output. Its size is counted on every device its
+tensors live on; when a device's total passes its budget, least-recently-used entries holding bytes
+on that device are dropped. An entry larger than a budget on its own is not kept at all.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.sizing import measure
+
+GIB = 1024**3
+DEFAULT_BUDGETS: Mapping[str, int] = {"cpu": 4 * GIB, "cuda": 4 * GIB, "mps": 2 * GIB}
+
+
+@dataclass(frozen=True)
+class CachedResult:
+    values: tuple[Any, ...]
+    ui: Mapping[str, Any] | None = None
+    sizes: Mapping[str, int] = field(default_factory=dict)
+
+
+class ResultCache:
+    """Least-recently-used cache of node results with a byte budget per device type."""
+
+    def __init__(self, budgets: Mapping[str, int] | None = None) -> None:
+        self.budgets = dict(DEFAULT_BUDGETS if budgets is None else budgets)
+        self._entries: OrderedDict[str, CachedResult] = OrderedDict()
+        self._usage: dict[str, int] = {}
+        self.evictions = 0
+
+    def budget(self, device: str) -> int:
+        """The byte budget of `device`; a device with none configured shares the CPU's."""
+        return self.budgets.get(device, self.budgets.get("cpu", 0))
+
+    def get(self, signature: str) -> CachedResult | None:
+        entry = self._entries.get(signature)
+        if entry is not None:
+            self._entries.move_to_end(signature)
+        return entry
+
+    def __contains__(self, signature: object) -> bool:
+        return signature in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, signature: str, values: tuple[Any, ...], ui: Mapping[str, Any] | None = None) -> bool:
+        """Keep a result; return False if it is larger than a device's whole budget."""
+        sizes = measure(values)
+        if any(size > self.budget(device) for device, size in sizes.items()):
+            self.discard(signature)
+            return False
+        self.discard(signature)
+        self._entries[signature] = CachedResult(values, ui, sizes)
+        for device, size in sizes.items():
+            self._usage[device] = self._usage.get(device, 0) + size
+        for device in sizes:
+            self._evict(device)
+        return True
+
+    def discard(self, signature: str) -> None:
+        entry = self._entries.pop(signature, None)
+        if entry is not None:
+            for device, size in entry.sizes.items():
+                self._usage[device] -= size
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._usage.clear()
+
+    def usage(self) -> dict[str, int]:
+        """Bytes held per device type."""
+        return {device: size for device, size in self._usage.items() if size}
+
+    def _evict(self, device: str) -> None:
+        excess = self._usage.get(device, 0) - self.budget(device)
+        victims: list[str] = []
+        for signature, entry in self._entries.items():  # oldest first
+            if excess <= 0:
+                break
+            size = entry.sizes.get(device, 0)
+            if size:
+                victims.append(signature)
+                excess -= size
+        for signature in victims:
+            self.discard(signature)
+        self.evictions += len(victims)

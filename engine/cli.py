@@ -1,0 +1,343 @@
+"""The `depthgraph` command: run, validate and inspect graphs without a browser.
+
+Exit codes: 0 done, 1 the graph is invalid or a node failed, 2 bad arguments, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from engine.config import ConfigError, Settings, load_settings
+from engine.devices import DEVICE_CHOICES, DeviceError
+from engine.events import Event, NodeExecuting, NodesCached, Progress
+from engine.files import FOLDER_KINDS, FileStore
+from engine.graph_file import GraphDocument, GraphFileError, load_graph
+from engine.registry import NodeDefinition
+from engine.runtime import Engine
+from engine.scheduler import RunResult
+from engine.schema import object_info
+from engine.validation import Validation
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """A bad argument: exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="depthgraph",
+        description="Node-graph engine for Stable Diffusion 2 depth-to-image.",
+    )
+    parser.add_argument("--config", type=Path, help="YAML settings file (default: ./depthgraph.yaml)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def folders(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--models-dir", type=Path, help="where model folders and checkpoints are")
+        command.add_argument("--input-dir", type=Path, help="where input images are (default: input/)")
+        command.add_argument("--output-dir", type=Path, help="where results are saved (default: output/)")
+        command.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="NODE_ID.INPUT=VALUE",
+            help="change one constant input before running (repeatable)",
+        )
+
+    run = commands.add_parser("run", help="run a graph file headlessly")
+    run.add_argument("graph", type=Path, help="graph file (depthgraph or ComfyUI API form)")
+    folders(run)
+    run.add_argument("--device", choices=DEVICE_CHOICES, help="where to compute (default: auto)")
+    run.add_argument("--json", action="store_true", help="print one JSON object with the results")
+    run.add_argument("--traceback", action="store_true", help="show the full traceback of a failing node")
+
+    check = commands.add_parser("validate", help="check a graph file and list every problem")
+    check.add_argument("graph", type=Path)
+    folders(check)
+    check.add_argument("--json", action="store_true", help="print the problems as JSON")
+
+    nodes = commands.add_parser("nodes", help="list the available nodes")
+    nodes.add_argument("--json", action="store_true", help="the schema in the shape of /object_info")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "nodes":
+            return _nodes(args, _engine(settings, settings.file_store()))
+        document = _load(args.graph)
+        files = _apply_overrides(document, args.overrides, settings)
+        engine = _engine(settings, files)
+        _check_override_inputs(document, args.overrides, engine)
+        if args.command == "validate":
+            return _validate(args, document, engine)
+        return _run(args, document, engine)
+    except UsageError as error:
+        _fail(parser, str(error))
+    except GraphFileError as error:
+        print(f"depthgraph: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    parser.exit(EXIT_USAGE, f"depthgraph: error: {message}\n")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    for name in ("models_dir", "input_dir", "output_dir", "device"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(settings, name, value)
+    return settings
+
+
+def _engine(settings: Settings, files: FileStore) -> Engine:
+    try:
+        engine = Engine(settings, files=files)
+    except DeviceError as error:
+        raise UsageError(str(error)) from None
+    for problem in engine.pack_report.problems:
+        print(f"depthgraph: warning: {problem}", file=sys.stderr)
+    return engine
+
+
+def _load(path: Path) -> GraphDocument:
+    if not path.exists():
+        raise UsageError(f"graph file {path} does not exist")
+    return load_graph(path)
+
+
+def _split_override(text: str) -> tuple[str, str, str]:
+    target, equals, value = text.partition("=")
+    node_id, dot, input_name = target.rpartition(".")
+    if not equals or not dot or not node_id or not input_name:
+        raise UsageError(f"--set {text!r}: write NODE_ID.INPUT=VALUE, e.g. --set 3.seed=42")
+    return node_id, input_name, value
+
+
+def _apply_overrides(document: GraphDocument, overrides: Sequence[str], settings: Settings) -> FileStore:
+    """Write each --set value into the prompt. A value naming an existing file is allowed as an input
+    file even outside the input folder: the user named it on the command line."""
+    extra_inputs: dict[str, Path] = {}
+    for text in overrides:
+        node_id, input_name, value = _split_override(text)
+        entry = document.prompt.get(node_id)
+        if not isinstance(entry, dict):
+            known = ", ".join(sorted(document.prompt, key=_natural)) or "none"
+            raise UsageError(f"--set {text!r}: the graph has no node {node_id!r} (its nodes: {known})")
+        inputs = entry.setdefault("inputs", {})
+        if isinstance(inputs, dict):
+            inputs[input_name] = value
+        if value and Path(value).is_file():
+            extra_inputs[value] = Path(value).resolve()
+    return dataclasses.replace(settings.file_store(), extra_inputs=extra_inputs)
+
+
+def _check_override_inputs(document: GraphDocument, overrides: Sequence[str], engine: Engine) -> None:
+    for text in overrides:
+        node_id, input_name, _ = _split_override(text)
+        class_type = document.prompt[node_id].get("class_type")
+        definition = engine.registry.get(class_type) if isinstance(class_type, str) else None
+        if definition is not None and input_name not in definition.inputs_by_name:
+            names = ", ".join(definition.inputs_by_name) or "none"
+            raise UsageError(
+                f"--set {text!r}: node {node_id} ({class_type}) has no input {input_name!r}; "
+                f"its inputs are: {names}"
+            )
+
+
+def _natural(node_id: str) -> tuple[int, str]:
+    return (int(node_id), "") if node_id.isdigit() else (sys.maxsize, node_id)
+
+
+def _validate(args: argparse.Namespace, document: GraphDocument, engine: Engine) -> int:
+    validation = engine.validate(document.prompt)
+    if args.json:
+        print(json.dumps(_validation_json(validation), indent=2))
+    elif validation.ok:
+        assert validation.graph is not None
+        targets = ", ".join(
+            f"{node_id} ({validation.graph.nodes[node_id].class_type})"
+            for node_id in validation.graph.targets
+        )
+        print(f"{args.graph}: valid; {len(validation.graph.order)} node(s) to run, outputs: {targets}")
+    else:
+        _print_issues(args.graph, validation)
+    return EXIT_OK if validation.ok else EXIT_FAILED
+
+
+def _validation_json(validation: Validation) -> dict[str, Any]:
+    return {
+        "valid": validation.ok,
+        "errors": [
+            {
+                "node_id": issue.node_id,
+                "class_type": issue.class_type,
+                "input_name": issue.input_name,
+                "code": issue.code.value,
+                "message": issue.message,
+            }
+            for issue in validation.issues
+        ],
+    }
+
+
+def _print_issues(graph: Path, validation: Validation) -> None:
+    print(f"depthgraph: {graph} is not valid ({len(validation.issues)} problem(s)):", file=sys.stderr)
+    for issue in validation.issues:
+        print(f"  - {issue}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace, document: GraphDocument, engine: Engine) -> int:
+    validation = engine.validate(document.prompt)
+    if validation.graph is None:
+        if args.json:
+            print(json.dumps({"status": "invalid", **_validation_json(validation)}, indent=2))
+        _print_issues(args.graph, validation)
+        return EXIT_FAILED
+    progress = _ProgressBar(total=len(validation.graph.order))
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        print("\ndepthgraph: interrupting (Ctrl+C again to quit at once)", file=sys.stderr)
+        engine.interrupt()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = engine.executor.run(validation.graph, on_event=progress.update, workflow=document.workflow())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+    if args.json:
+        print(json.dumps(_result_json(result, engine.files), indent=2))
+    if result.status == "interrupted":
+        print("depthgraph: interrupted; finished nodes stay cached for this process", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if result.error is not None:
+        error = result.error
+        print(
+            f"depthgraph: node {error.node_id} ({error.class_type}) failed: "
+            f"{error.exception_type}: {error.exception_message}",
+            file=sys.stderr,
+        )
+        if args.traceback:
+            print("".join(error.traceback), file=sys.stderr, end="")
+        return EXIT_FAILED
+    if not args.json:
+        for node_id, paths in _output_paths(result, engine.files).items():
+            for path in paths:
+                print(f"{node_id}: {path}")
+        print(
+            f"done in {result.seconds:.2f} s: {len(result.executed)} node(s) ran, "
+            f"{len(result.cached)} cached",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _output_paths(result: RunResult, files: FileStore) -> dict[str, list[str]]:
+    paths: dict[str, list[str]] = {}
+    for node_id, ui in result.outputs.items():
+        for image in ui.get("images", []):
+            kind = image.get("type", "output")
+            folder = files.folder(kind if kind in FOLDER_KINDS else "output")
+            paths.setdefault(node_id, []).append(str(folder / image.get("subfolder", "") / image["filename"]))
+    return paths
+
+
+def _result_json(result: RunResult, files: FileStore) -> dict[str, Any]:
+    outputs: dict[str, dict[str, Any]] = {}
+    paths = _output_paths(result, files)
+    for node_id, ui in result.outputs.items():
+        entry = {key: value for key, value in ui.items() if key != "images"}
+        if node_id in paths:
+            entry["images"] = paths[node_id]
+        outputs[node_id] = entry
+    payload: dict[str, Any] = {
+        "status": result.status,
+        "prompt_id": result.prompt_id,
+        "outputs": outputs,
+        "executed": result.executed,
+        "cached": result.cached,
+        "seconds": round(result.seconds, 4),
+    }
+    if result.error is not None:
+        payload["error"] = {
+            "node_id": result.error.node_id,
+            "node_type": result.error.class_type,
+            "exception_type": result.error.exception_type,
+            "exception_message": result.error.exception_message,
+        }
+    return payload
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr over the nodes to run, with the running node's steps beside it."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, unit="node", file=sys.stderr, dynamic_ncols=True, leave=False)
+        self._current: str | None = None
+
+    def update(self, event: Event) -> None:
+        if isinstance(event, NodesCached):
+            self._bar.update(len(event.node_ids))
+        elif isinstance(event, NodeExecuting):
+            if self._current is not None:
+                self._bar.update(1)
+            self._current = event.node_id
+            if event.node_id is not None:
+                self._bar.set_postfix_str(f"node {event.node_id}", refresh=False)
+        elif isinstance(event, Progress):
+            self._bar.set_postfix_str(f"node {event.node_id} step {event.value}/{event.max}")
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def describe_nodes(definitions: Sequence[NodeDefinition]) -> str:
+    """The node list as text, grouped by category."""
+    lines: list[str] = []
+    for category in sorted({definition.category for definition in definitions}):
+        lines.append(category)
+        for definition in sorted(definitions, key=lambda d: d.class_name):
+            if definition.category != category:
+                continue
+            lines.append(f"  {definition.class_name} ({definition.display_name}): {definition.description}")
+            inputs = ", ".join(
+                f"{spec.name}: {spec.type}" + ("" if spec.required else "?") for spec in definition.inputs
+            )
+            outputs = ", ".join(output.label for output in definition.outputs) or "-"
+            lines.append(textwrap.indent(f"in  {inputs or '-'}\nout {outputs}", "      "))
+    return "\n".join(lines)
+
+
+def _nodes(args: argparse.Namespace, engine: Engine) -> int:
+    if args.json:
+        print(json.dumps(object_info(engine.registry, engine.files), indent=2))
+    else:
+        print(describe_nodes(list(engine.registry)))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

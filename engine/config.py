@@ -1,0 +1,112 @@
+"""Settings: folders, device and cache budgets, from a YAML file and then the command line.
+
+The file is `--config PATH`, else `$DEPTHGRAPH_CONFIG`, else `depthgraph.yaml` in the current folder
+if there is one. Relative paths in it are relative to the file. Example::
+
+    models_dir: /data/sd-models
+    output_dir: renders
+    device: cuda
+    custom_nodes_dirs: [custom_nodes, ~/depthgraph-nodes]
+    cache_budget: {cpu: 8GiB, cuda: 6GiB}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.cache import DEFAULT_BUDGETS
+from engine.devices import DEVICE_CHOICES
+from engine.files import FileStore
+
+DEFAULT_CONFIG_NAME = "depthgraph.yaml"
+CONFIG_ENV = "DEPTHGRAPH_CONFIG"
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+class ConfigError(ValueError):
+    """A config file or setting that cannot be used; the message names it."""
+
+
+@dataclass
+class Settings:
+    models_dir: Path = Path("models")
+    input_dir: Path = Path("input")
+    output_dir: Path = Path("output")
+    temp_dir: Path = Path("temp")
+    custom_nodes_dirs: list[Path] = field(default_factory=lambda: [Path("custom_nodes")])
+    device: str = "auto"
+    cache_budget: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+
+    def file_store(self) -> FileStore:
+        return FileStore(self.input_dir, self.output_dir, self.temp_dir)
+
+
+def parse_bytes(value: Any, what: str = "size") -> int:
+    """A byte count from a number or text such as "512MiB" or "4 GB"."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if match and match.group(2).lower() in _UNITS:
+            return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    raise ConfigError(f"{what} {value!r} is not a size; write a byte count or e.g. 512MiB, 4GiB")
+
+
+def load_settings(config_path: Path | None = None) -> Settings:
+    """Settings from the config file (see the module docstring), or the defaults if there is none."""
+    path = config_path
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is None and Path(DEFAULT_CONFIG_NAME).is_file():
+        path = Path(DEFAULT_CONFIG_NAME)
+    settings = Settings()
+    if path is None:
+        return settings
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if data is None:
+        return settings
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+    _apply(settings, data, path)
+    return settings
+
+
+def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
+    known = {f.name for f in fields(Settings)}
+    base = path.parent
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(
+                f"config file {path}: unknown setting {key!r}; known settings: {', '.join(sorted(known))}"
+            )
+        if key.endswith("_dir"):
+            if not isinstance(value, str):
+                raise ConfigError(f"config file {path}: {key} must be a folder path")
+            setattr(settings, key, base / Path(value).expanduser())
+        elif key == "custom_nodes_dirs":
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise ConfigError(f"config file {path}: custom_nodes_dirs must be a list of folder paths")
+            settings.custom_nodes_dirs = [base / Path(item).expanduser() for item in value]
+        elif key == "device":
+            if value not in DEVICE_CHOICES:
+                raise ConfigError(f"config file {path}: device must be one of {', '.join(DEVICE_CHOICES)}")
+            settings.device = value
+        elif key == "cache_budget":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config file {path}: cache_budget maps a device type to a size")
+            for device, size in value.items():
+                settings.cache_budget[str(device)] = parse_bytes(size, f"cache_budget.{device}")

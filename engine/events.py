@@ -1,0 +1,140 @@
+"""What the scheduler tells its listeners while it runs a prompt.
+
+Each event knows its ComfyUI WebSocket message type and payload (`message()`), so the server only
+forwards them and the command line only draws them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PreviewFrame:
+    """An encoded preview image sent with a progress step."""
+
+    format: str  # "JPEG" or "PNG"
+    data: bytes
+
+
+@dataclass(frozen=True)
+class PromptStarted:
+    prompt_id: str
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "execution_start", {"prompt_id": self.prompt_id}
+
+
+@dataclass(frozen=True)
+class NodesCached:
+    prompt_id: str
+    node_ids: Sequence[str]
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "execution_cached", {"nodes": list(self.node_ids), "prompt_id": self.prompt_id}
+
+
+@dataclass(frozen=True)
+class NodeExecuting:
+    """A node starts; `node_id` None marks the end of the prompt (ComfyUI clients wait for it)."""
+
+    prompt_id: str
+    node_id: str | None
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "executing", {"node": self.node_id, "display_node": self.node_id, "prompt_id": self.prompt_id}
+
+
+@dataclass(frozen=True)
+class Progress:
+    prompt_id: str
+    node_id: str
+    value: int
+    max: int
+    preview: PreviewFrame | None = None
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "progress", {
+            "value": self.value,
+            "max": self.max,
+            "node": self.node_id,
+            "prompt_id": self.prompt_id,
+        }
+
+
+@dataclass(frozen=True)
+class NodeExecuted:
+    """A node finished (or was served from the cache) and has something to show."""
+
+    prompt_id: str
+    node_id: str
+    ui: Mapping[str, Any]
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "executed", {
+            "node": self.node_id,
+            "display_node": self.node_id,
+            "output": dict(self.ui),
+            "prompt_id": self.prompt_id,
+        }
+
+
+@dataclass(frozen=True)
+class PromptSucceeded:
+    prompt_id: str
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "execution_success", {"prompt_id": self.prompt_id}
+
+
+@dataclass(frozen=True)
+class PromptFailed:
+    prompt_id: str
+    node_id: str
+    class_type: str
+    exception_type: str
+    exception_message: str
+    traceback: Sequence[str] = ()
+    executed: Sequence[str] = field(default_factory=list)
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "execution_error", {
+            "prompt_id": self.prompt_id,
+            "node_id": self.node_id,
+            "node_type": self.class_type,
+            "executed": list(self.executed),
+            "exception_message": self.exception_message,
+            "exception_type": self.exception_type,
+            "traceback": list(self.traceback),
+        }
+
+
+@dataclass(frozen=True)
+class PromptInterrupted:
+    prompt_id: str
+    node_id: str | None
+    class_type: str | None
+    executed: Sequence[str] = field(default_factory=list)
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "execution_interrupted", {
+            "prompt_id": self.prompt_id,
+            "node_id": self.node_id,
+            "node_type": self.class_type,
+            "executed": list(self.executed),
+        }
+
+
+Event = (
+    PromptStarted
+    | NodesCached
+    | NodeExecuting
+    | Progress
+    | NodeExecuted
+    | PromptSucceeded
+    | PromptFailed
+    | PromptInterrupted
+)
+Listener = Callable[[Event], None]

@@ -1,0 +1,60 @@
+"""One engine: its nodes, files, result cache and executor, built from settings. The command line
+and the server each make one and keep it for their lifetime, so results stay cached between runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from engine.cache import ResultCache
+from engine.config import Settings
+from engine.devices import resolve_device
+from engine.events import Listener
+from engine.files import FileStore
+from engine.plugins import PackReport, load_node_packs
+from engine.registry import NodeRegistry
+from engine.scheduler import Executor, RunResult
+from engine.validation import InvalidGraphError, Validation, validate
+
+
+class Engine:
+    """Validates and runs prompts against one registry and one cache."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        registry: NodeRegistry | None = None,
+        files: FileStore | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        if registry is None:
+            registry = NodeRegistry()
+            self.pack_report = load_node_packs(registry, self.settings.custom_nodes_dirs)
+        else:
+            self.pack_report = PackReport()
+        self.registry = registry
+        self.files = files or self.settings.file_store()
+        self.device = resolve_device(self.settings.device)
+        self.cache = ResultCache(self.settings.cache_budget)
+        self.executor = Executor(self.cache, self.files, self.device)
+
+    def validate(self, prompt: Any, targets: Iterable[str] | None = None) -> Validation:
+        return validate(prompt, self.registry, self.files, targets)
+
+    def run(
+        self,
+        prompt: Any,
+        *,
+        targets: Iterable[str] | None = None,
+        prompt_id: str | None = None,
+        on_event: Listener | None = None,
+        workflow: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Validate and run `prompt`; raise `InvalidGraphError` with every issue if it is not valid."""
+        validation = self.validate(prompt, targets)
+        if validation.graph is None:
+            raise InvalidGraphError(validation.issues)
+        return self.executor.run(validation.graph, prompt_id=prompt_id, on_event=on_event, workflow=workflow)
+
+    def interrupt(self) -> None:
+        self.executor.interrupt()

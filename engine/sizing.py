@@ -1,0 +1,38 @@
+"""How many bytes a node's result holds, and on which device.
+
+Tensors count on the device they live on (their whole storage, once per storage); everything else
+counts on the CPU. torch is never imported here: if it is not loaded, no tensor can exist.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+
+def measure(value: Any) -> dict[str, int]:
+    """Bytes held by `value` per device type ("cpu", "cuda", "mps")."""
+    torch = sys.modules.get("torch")
+    tensor_type = getattr(torch, "Tensor", None) if torch is not None else None
+    totals: dict[str, int] = {}
+    seen_storages: set[tuple[str, int]] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if tensor_type is not None and isinstance(item, tensor_type):
+            device = item.device.type
+            storage = item.untyped_storage()
+            key = (device, storage.data_ptr())
+            if key not in seen_storages:
+                seen_storages.add(key)
+                totals[device] = totals.get(device, 0) + storage.nbytes()
+        elif isinstance(item, tuple | list | set | frozenset):
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif hasattr(item, "nbytes") and isinstance(item.nbytes, int):  # numpy arrays
+            totals["cpu"] = totals.get("cpu", 0) + item.nbytes
+        else:
+            totals["cpu"] = totals.get("cpu", 0) + sys.getsizeof(item)
+    return totals

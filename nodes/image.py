@@ -1,0 +1,154 @@
+"""Image nodes: load, save, preview, invert and scale (ComfyUI's names and inputs)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
+from PIL import Image
+
+from engine.context import NodeContext
+from engine.files import FileStore, FolderKind
+from engine.registry import Input, NodeOutput, Output, node
+from engine.sockets import IMAGE, MASK
+from nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
+
+SCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
+MAX_SIDE = 16384
+
+
+def _input_images(files: FileStore) -> Sequence[str]:
+    return files.list_inputs()
+
+
+def _file_hash(inputs: Mapping[str, Any], files: FileStore) -> str:
+    """The image file's content hash, so editing the file re-runs the node."""
+    digest = hashlib.sha256()
+    with files.resolve_input(inputs["image"]).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@node(
+    "LoadImage",
+    display_name="Load Image",
+    category="image",
+    description="Loads a PNG, JPEG or WebP from the input folder, upright; transparency becomes the mask.",
+    inputs=[Input.combo("image", _input_images, upload="image", tooltip="a file in the input folder")],
+    outputs=[Output(IMAGE), Output(MASK)],
+    fingerprint=_file_hash,
+)
+def load_image(image: str, context: NodeContext) -> tuple[torch.Tensor, torch.Tensor]:
+    return read_image(context.files.resolve_input(image))
+
+
+def _save(
+    images: torch.Tensor, prefix: str, kind: FolderKind, compress_level: int, context: NodeContext
+) -> NodeOutput:
+    metadata = png_metadata({"prompt": dict(context.prompt), "workflow": context.workflow})
+    saved = []
+    for index, image in enumerate(images):
+        path, subfolder, filename = context.files.reserve_output(prefix, ".png", kind)
+        tensor_to_pil(image).save(path, pnginfo=metadata, compress_level=compress_level)
+        saved.append({"filename": filename, "subfolder": subfolder, "type": kind})
+        context.progress(index + 1, len(images))
+    return NodeOutput((), {"images": saved})
+
+
+@node(
+    "SaveImage",
+    display_name="Save Image",
+    category="image",
+    description="Saves images as PNG in the output folder (never overwriting), with the graph embedded.",
+    inputs=[
+        Input.socket("images", IMAGE),
+        Input.string(
+            "filename_prefix",
+            "depthgraph",
+            tooltip="file name start; may include a subfolder of the output folder, e.g. renders/cat",
+        ),
+    ],
+    output_node=True,
+)
+def save_image(images: torch.Tensor, filename_prefix: str, context: NodeContext) -> NodeOutput:
+    return _save(images, filename_prefix, "output", 4, context)
+
+
+@node(
+    "PreviewImage",
+    display_name="Preview Image",
+    category="image",
+    description="Shows images without keeping them: they go to the temp folder.",
+    inputs=[Input.socket("images", IMAGE)],
+    output_node=True,
+)
+def preview_image(images: torch.Tensor, context: NodeContext) -> NodeOutput:
+    return _save(images, "preview", "temp", 1, context)
+
+
+@node(
+    "ImageInvert",
+    display_name="Invert Image",
+    category="image",
+    description="Inverts an image's colours (1 - value).",
+    inputs=[Input.socket("image", IMAGE)],
+    outputs=[Output(IMAGE)],
+)
+def image_invert(image: torch.Tensor) -> tuple[torch.Tensor]:
+    return (1.0 - image,)
+
+
+def _center_crop(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Crop [B, H, W, C] to the aspect ratio of width × height, keeping the centre."""
+    old_height, old_width = image.shape[1], image.shape[2]
+    if old_width * height > width * old_height:  # too wide
+        keep = max(1, round(old_height * width / height))
+        left = (old_width - keep) // 2
+        return image[:, :, left : left + keep]
+    keep = max(1, round(old_width * height / width))
+    top = (old_height - keep) // 2
+    return image[:, top : top + keep]
+
+
+def scale_image(image: torch.Tensor, width: int, height: int, method: str, crop: str) -> torch.Tensor:
+    """Resize [B, H, W, C] to width × height; a side of 0 follows the other, keeping the aspect ratio."""
+    old_height, old_width = image.shape[1], image.shape[2]
+    if width == 0 and height == 0:
+        return image
+    if width == 0:
+        width = max(1, round(old_width * height / old_height))
+    if height == 0:
+        height = max(1, round(old_height * width / old_width))
+    if crop == "center":
+        image = _center_crop(image, width, height)
+    if method == "lanczos":  # torch has no lanczos filter; Pillow's is the reference one
+        return resize_with_pillow(image, width, height, Image.Resampling.LANCZOS)
+    channels_first = image.movedim(-1, 1)
+    # Antialiasing makes downscaling smooth instead of aliased; torch offers it for these two modes.
+    antialias = method in ("bilinear", "bicubic")
+    resized_tensor = F.interpolate(channels_first, size=(height, width), mode=method, antialias=antialias)
+    return resized_tensor.movedim(1, -1).clamp(0.0, 1.0)
+
+
+@node(
+    "ImageScale",
+    display_name="Upscale Image",
+    category="image/upscaling",
+    description="Resizes images to a width and height (0 keeps the aspect ratio), cropping to fit if asked.",
+    inputs=[
+        Input.socket("image", IMAGE),
+        Input.combo("upscale_method", SCALE_METHODS),
+        Input.int("width", 512, min=0, max=MAX_SIDE, step=1, tooltip="0 follows the height"),
+        Input.int("height", 512, min=0, max=MAX_SIDE, step=1, tooltip="0 follows the width"),
+        Input.combo("crop", ("disabled", "center")),
+    ],
+    outputs=[Output(IMAGE)],
+)
+def image_scale(
+    image: torch.Tensor, upscale_method: str, width: int, height: int, crop: str
+) -> tuple[torch.Tensor]:
+    return (scale_image(image, width, height, upscale_method, crop),)
