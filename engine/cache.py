@@ -18,7 +18,7 @@ GIB = 1024**3
 DEFAULT_BUDGETS: Mapping[str, int] = {"cpu": 4 * GIB, "cuda": 4 * GIB, "mps": 2 * GIB}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CachedResult:
     values: tuple[Any, ...]
     ui: Mapping[str, Any] | None = None
@@ -53,15 +53,16 @@ class ResultCache:
     def put(self, signature: str, values: tuple[Any, ...], ui: Mapping[str, Any] | None = None) -> bool:
         """Keep a result; return False if it is larger than a device's whole budget."""
         sizes = measure(values)
-        if any(size > self.budget(device) for device, size in sizes.items()):
-            self.discard(signature)
-            return False
         self.discard(signature)
+        for device, size in sizes.items():
+            if size > self.budget(device):
+                return False
         self._entries[signature] = CachedResult(values, ui, sizes)
         for device, size in sizes.items():
-            self._usage[device] = self._usage.get(device, 0) + size
-        for device in sizes:
-            self._evict(device)
+            used = self._usage.get(device, 0) + size
+            self._usage[device] = used
+            if used > self.budget(device):
+                self._evict(device)
         return True
 
     def discard(self, signature: str) -> None:

@@ -73,13 +73,15 @@ class FileStore:
 
     def list_inputs(self, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[str]:
         """Names of the files in the input folder (subfolders included) with one of `extensions`,
-        plus the files named on the command line."""
+        plus the files named on the command line. Symlinks to files outside the folder are left out,
+        since `resolve` would refuse them."""
         wanted = {extension.lower() for extension in extensions}
         names = set(self.extra_inputs)
         folder = self.input_dir
         if folder.is_dir():
+            inside = folder.resolve()
             for path in folder.rglob("*"):
-                if path.suffix.lower() in wanted and path.is_file():
+                if path.suffix.lower() in wanted and path.is_file() and inside in path.resolve().parents:
                     names.add(path.relative_to(folder).as_posix())
         return sorted(names)
 

@@ -16,7 +16,7 @@ class Link(NamedTuple):
     output: int
 
 
-@dataclass
+@dataclass(slots=True)
 class GraphNode:
     """One node with its constant inputs coerced to their declared types and its links resolved."""
 

@@ -74,8 +74,8 @@ def _ignore(event: object) -> None:
 
 @dataclass
 class _Plan:
+    steps: list[tuple[str, bool]]  # (node id, is an alias of an earlier identical node), in order
     runners: set[str]  # nodes to execute
-    aliases: dict[str, str]  # node id -> the runner with the same signature
     cached: dict[str, CachedResult]  # node id -> its cached result
 
 
@@ -134,11 +134,9 @@ class Executor:
                     values[signatures[node_id]] = hit.values
             uis: dict[str, Mapping[str, Any] | None] = {}
 
-            for node_id in graph.order:
-                if node_id in plan.aliases:
+            for node_id, is_alias in plan.steps:
+                if is_alias:
                     self._serve_alias(graph, node_id, uis[signatures[node_id]], result, emit)
-                    continue
-                if node_id not in plan.runners:
                     continue
                 if self._interrupt.is_set():
                     current = graph.nodes[node_id]
@@ -199,18 +197,16 @@ class Executor:
                 continue
             to_run.add(node_id)
             stack.extend(link.source for link in graph.nodes[node_id].links.values())
+        steps: list[tuple[str, bool]] = []
         runners: set[str] = set()
-        aliases: dict[str, str] = {}
         first_by_signature: dict[str, str] = {}
         for node_id in graph.order:
-            if node_id not in to_run:
-                continue
-            first = first_by_signature.setdefault(signatures[node_id], node_id)
-            if first == node_id:
-                runners.add(node_id)
-            else:
-                aliases[node_id] = first
-        return _Plan(runners, aliases, cached)
+            if node_id in to_run:
+                is_alias = first_by_signature.setdefault(signatures[node_id], node_id) != node_id
+                steps.append((node_id, is_alias))
+                if not is_alias:
+                    runners.add(node_id)
+        return _Plan(steps, runners, cached)
 
     def _serve_alias(
         self,

@@ -29,18 +29,22 @@ def compute_signatures(graph: ExecutableGraph, files: FileStore) -> dict[str, st
     for node_id in graph.order:
         graph_node = graph.nodes[node_id]
         definition = graph_node.definition
-        constants = sorted(graph_node.constants.items())
-        upstream = sorted(
-            (name, signatures[link.source], link.output) for name, link in graph_node.links.items()
-        )
-        fingerprint = ""
+        # Constants and links are in the order the node declares its inputs (validation fills them
+        # so), whatever order the file had. Names are identifiers and digests are hex, so joining on
+        # a control character is unambiguous; repr marks each constant's type ("1", "1.0", "True", "'1'").
+        parts = [definition.class_name, str(definition.version)]
+        for name, value in graph_node.constants.items():
+            parts.append(name)
+            parts.append(repr(value))
+        for name, link in graph_node.links.items():
+            parts.append(name)
+            parts.append(signatures[link.source])
+            parts.append(str(link.output))
         if definition.fingerprint is not None:
             try:
-                fingerprint = definition.fingerprint(graph_node.constants, files)
+                parts.append(repr(definition.fingerprint(graph_node.constants, files)))
             except Exception as error:
                 raise FingerprintError(node_id, definition.class_name, error) from error
-        # repr is exact for the coerced constants (int, float, bool, str) and cheap; the digest keeps
-        # every signature short however deep the graph.
-        text = repr((definition.class_name, definition.version, constants, upstream, fingerprint))
+        text = "\x1f".join(parts)
         signatures[node_id] = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
     return signatures

@@ -10,6 +10,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+# Values that hold no other values: counted by their own size, without further checks.
+_LEAVES = frozenset({int, float, bool, str, bytes, type(None)})
+
 
 def measure(value: Any) -> dict[str, int]:
     """Bytes held by `value` per device type ("cpu", "cuda", "mps")."""
@@ -20,7 +23,9 @@ def measure(value: Any) -> dict[str, int]:
     stack = [value]
     while stack:
         item = stack.pop()
-        if tensor_type is not None and isinstance(item, tensor_type):
+        if type(item) in _LEAVES:
+            totals["cpu"] = totals.get("cpu", 0) + sys.getsizeof(item)
+        elif tensor_type is not None and isinstance(item, tensor_type):
             device = item.device.type
             storage = item.untyped_storage()
             key = (device, storage.data_ptr())

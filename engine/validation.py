@@ -8,7 +8,7 @@ and the defaults of omitted widgets filled in.
 
 from __future__ import annotations
 
-import math
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -16,9 +16,10 @@ from typing import Any
 
 import networkx as nx
 
+from engine.coercion import NotCoercibleError, coerce, expected
 from engine.files import FileStore
 from engine.graph import ExecutableGraph, GraphNode, Link
-from engine.registry import ANY, BOOLEAN, COMBO, FLOAT, INT, STRING, InputSpec, NodeRegistry
+from engine.registry import ANY, COMBO, InputSpec, NodeRegistry
 
 
 class Code(str, Enum):
@@ -100,93 +101,6 @@ class InvalidGraphError(Exception):
         super().__init__(f"the graph has {len(self.issues)} problem(s):\n{lines}")
 
 
-class _NotCoercibleError(Exception):
-    pass
-
-
-_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
-_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
-
-
-def _coerce(spec: InputSpec, value: Any) -> Any:
-    """`value` as the type `spec` declares, or raise `_NotCoercibleError`."""
-    kind = spec.type
-    if kind == INT:
-        if isinstance(value, bool):
-            raise _NotCoercibleError
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                number = _parse_float(value)
-                if number.is_integer():
-                    return int(number)
-        raise _NotCoercibleError
-    if kind == FLOAT:
-        if isinstance(value, bool):
-            raise _NotCoercibleError
-        if isinstance(value, int | float):
-            number = float(value)
-        elif isinstance(value, str):
-            number = _parse_float(value)
-        else:
-            raise _NotCoercibleError
-        if not math.isfinite(number):
-            raise _NotCoercibleError
-        return number
-    if kind == BOOLEAN:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
-            return value.strip().lower() in _TRUE_WORDS
-        raise _NotCoercibleError
-    if kind in (STRING, COMBO):
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        raise _NotCoercibleError
-    # A socket type (IMAGE, LATENT, ...) cannot be typed in: it must be linked.
-    raise _NotCoercibleError
-
-
-def _parse_float(text: str) -> float:
-    try:
-        return float(text.strip())
-    except ValueError:
-        raise _NotCoercibleError from None
-
-
-def _expected(spec: InputSpec) -> str:
-    if spec.type == INT:
-        return "a whole number"
-    if spec.type == FLOAT:
-        return "a number"
-    if spec.type == BOOLEAN:
-        return "true or false"
-    if spec.type in (STRING, COMBO):
-        return "text"
-    return f"a link from a node's {spec.type} output (it cannot be typed in)"
-
-
-def _as_link(value: Any) -> Link | None:
-    """`[source id, output index]` as a `Link`, or None when malformed."""
-    if len(value) != 2:
-        return None
-    source, output = value
-    if isinstance(source, int) and not isinstance(source, bool):
-        source = str(source)
-    if not isinstance(source, str) or not isinstance(output, int) or isinstance(output, bool):
-        return None
-    return Link(source, output)
-
-
 def validate(
     prompt: Any,
     registry: NodeRegistry,
@@ -201,33 +115,7 @@ def validate(
         message = f"a prompt is an object of nodes keyed by id, got {kind}"
         return Validation(None, [ValidationIssue(Code.INVALID_PROMPT, message)])
 
-    # Pass 1: structure of every node, and which ones exist.
-    raw_inputs: dict[str, Mapping[str, Any]] = {}
-    nodes: dict[str, GraphNode] = {}
-    for raw_id, entry in prompt.items():
-        node_id = str(raw_id)
-        if not isinstance(entry, Mapping):
-            issues.append(ValidationIssue(Code.INVALID_PROMPT, "node entry is not an object", node_id))
-            continue
-        class_type = entry.get("class_type")
-        if not isinstance(class_type, str):
-            message = "node has no 'class_type'; every node names its type"
-            issues.append(ValidationIssue(Code.INVALID_PROMPT, message, node_id))
-            continue
-        definition = registry.get(class_type)
-        if definition is None:
-            message = f"unknown node type '{class_type}'; is a custom node pack missing? (`depthgraph nodes`)"
-            issues.append(ValidationIssue(Code.UNKNOWN_NODE_TYPE, message, node_id, class_type))
-            continue
-        inputs = entry.get("inputs", {})
-        if not isinstance(inputs, Mapping):
-            message = "'inputs' must be an object of input name to value or link"
-            issues.append(ValidationIssue(Code.INVALID_PROMPT, message, node_id, class_type))
-            continue
-        meta = entry.get("_meta")
-        title = meta.get("title", "") if isinstance(meta, Mapping) else ""
-        nodes[node_id] = GraphNode(node_id, definition, title=title if isinstance(title, str) else "")
-        raw_inputs[node_id] = inputs
+    raw_inputs, nodes = _read_nodes(prompt, registry, issues)
 
     # Which nodes must run: the targets (or every output node) and their ancestors.
     if targets is not None:
@@ -244,17 +132,47 @@ def validate(
         issues.append(ValidationIssue(Code.PROMPT_NO_OUTPUTS, message))
 
     needed = _ancestors(wanted, raw_inputs)
-
-    # Pass 2: every input of every needed node.
     for node_id in needed:
-        graph_node = nodes[node_id]
-        _check_inputs(graph_node, raw_inputs[node_id], prompt, nodes, files, issues)
+        _check_inputs(nodes[node_id], raw_inputs[node_id], prompt, nodes, files, issues)
 
     order = _topological_order(needed, nodes, issues)
     if issues or order is None:
         return Validation(None, issues)
     graph = ExecutableGraph({node_id: nodes[node_id] for node_id in order}, order, wanted, prompt)
     return Validation(graph, [])
+
+
+def _read_nodes(
+    prompt: Mapping[Any, Any], registry: NodeRegistry, issues: list[ValidationIssue]
+) -> tuple[dict[str, Mapping[str, Any]], dict[str, GraphNode]]:
+    """The structure of every node: an object with a known class_type and an inputs object."""
+    raw_inputs: dict[str, Mapping[str, Any]] = {}
+    nodes: dict[str, GraphNode] = {}
+    for raw_id, entry in prompt.items():
+        node_id = raw_id if type(raw_id) is str else str(raw_id)
+        if type(entry) is not dict and not isinstance(entry, Mapping):
+            issues.append(ValidationIssue(Code.INVALID_PROMPT, "node entry is not an object", node_id))
+            continue
+        class_type = entry.get("class_type")
+        if type(class_type) is not str:
+            message = "node has no 'class_type'; every node names its type"
+            issues.append(ValidationIssue(Code.INVALID_PROMPT, message, node_id))
+            continue
+        definition = registry.get(class_type)
+        if definition is None:
+            message = f"unknown node type '{class_type}'; is a custom node pack missing? (`depthgraph nodes`)"
+            issues.append(ValidationIssue(Code.UNKNOWN_NODE_TYPE, message, node_id, class_type))
+            continue
+        inputs = entry.get("inputs", {})
+        if type(inputs) is not dict and not isinstance(inputs, Mapping):
+            message = "'inputs' must be an object of input name to value or link"
+            issues.append(ValidationIssue(Code.INVALID_PROMPT, message, node_id, class_type))
+            continue
+        meta = entry.get("_meta")
+        title = meta.get("title", "") if type(meta) is dict else ""
+        nodes[node_id] = GraphNode(node_id, definition, {}, {}, title if type(title) is str else "")
+        raw_inputs[node_id] = inputs
+    return raw_inputs, nodes
 
 
 def _ancestors(wanted: Sequence[str], raw_inputs: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -264,7 +182,7 @@ def _ancestors(wanted: Sequence[str], raw_inputs: Mapping[str, Mapping[str, Any]
     stack = list(wanted)
     while stack:
         for value in raw_inputs[stack.pop()].values():
-            if isinstance(value, list) and len(value) == 2:
+            if type(value) is list and len(value) == 2:
                 source = str(value[0])
                 if source not in seen and source in raw_inputs:
                     seen.add(source)
@@ -281,94 +199,141 @@ def _check_inputs(
     files: FileStore,
     issues: list[ValidationIssue],
 ) -> None:
+    """Check every declared input of one node; fill its constants and links (in declared order)."""
     definition = graph_node.definition
-    node_id = graph_node.node_id
-    class_type = definition.class_name
-
-    def problem(code: Code, spec: InputSpec, message: str) -> None:
-        issues.append(ValidationIssue(code, message, node_id, class_type, spec.name))
-
     for spec in definition.inputs:
         value = inputs.get(spec.name)
         if value is None:
             if spec.default is not None:
                 graph_node.constants[spec.name] = spec.default
             elif spec.required:
-                problem(Code.REQUIRED_INPUT_MISSING, spec, f"required input '{spec.name}' is missing")
+                _report(issues, graph_node, spec, Code.REQUIRED_INPUT_MISSING, "this input is required")
             continue
-        if isinstance(value, list):
-            link = _as_link(value)
-            if link is None:
-                message = f"a link is [node id, output index], got {value!r}"
-                problem(Code.BAD_LINKED_INPUT, spec, message)
-                continue
-            source = nodes.get(link.source)
-            if source is None:
-                if link.source in prompt:
-                    continue  # the source node has its own issue already
-                message = f"links to node {link.source}, which is not in the graph"
-                problem(Code.BAD_LINKED_INPUT, spec, message)
-                continue
-            outputs = source.definition.outputs
-            if not 0 <= link.output < len(outputs):
-                message = (
-                    f"links to output {link.output} of node {link.source} ({source.class_type}), "
-                    f"which has {len(outputs)} output(s)"
-                )
-                problem(Code.BAD_LINKED_INPUT, spec, message)
-                continue
-            produced = outputs[link.output].type
-            if produced != spec.type and ANY not in (produced, spec.type):
-                message = (
-                    f"expects {spec.type} but is linked to output {link.output} of node {link.source} "
-                    f"({source.class_type}), which gives {produced}"
-                )
-                problem(Code.RETURN_TYPE_MISMATCH, spec, message)
-                continue
-            graph_node.links[spec.name] = link
-            continue
-        try:
-            coerced = _coerce(spec, value)
-        except _NotCoercibleError:
-            problem(Code.INVALID_INPUT_TYPE, spec, f"{value!r} is not {_expected(spec)}")
-            continue
-        if spec.min is not None and coerced < spec.min:
-            problem(Code.VALUE_SMALLER_THAN_MIN, spec, f"{coerced} is below the minimum {spec.min}")
-            continue
-        if spec.max is not None and coerced > spec.max:
-            problem(Code.VALUE_BIGGER_THAN_MAX, spec, f"{coerced} is above the maximum {spec.max}")
-            continue
-        if spec.type == COMBO:
-            choices = spec.choices(files)
-            if coerced not in choices:
-                shown = ", ".join(repr(choice) for choice in list(choices)[:12])
-                more = ", ..." if len(choices) > 12 else ""
-                message = f"{coerced!r} is not one of the choices [{shown}{more}]"
-                if not choices:
-                    message = f"{coerced!r} is not available: there are no choices (is the folder empty?)"
-                problem(Code.VALUE_NOT_IN_LIST, spec, message)
-                continue
-        graph_node.constants[spec.name] = coerced
+        if type(value) is list:
+            # Fast path for the common well-formed link; `_check_link` explains anything else.
+            if len(value) == 2 and type(value[0]) is str and type(value[1]) is int:
+                source = nodes.get(value[0])
+                outputs = source.definition.outputs if source is not None else ()
+                if 0 <= value[1] < len(outputs) and outputs[value[1]].type == spec.type:
+                    graph_node.links[spec.name] = tuple.__new__(Link, value)
+                    continue
+            problem = _check_link(graph_node, spec, value, prompt, nodes)
+        else:
+            problem = _check_constant(graph_node, spec, value, files)
+        if problem is not None:
+            _report(issues, graph_node, spec, *problem)
+
+
+def _report(
+    issues: list[ValidationIssue], graph_node: GraphNode, spec: InputSpec, code: Code, message: str
+) -> None:
+    issues.append(ValidationIssue(code, message, graph_node.node_id, graph_node.class_type, spec.name))
+
+
+def _check_link(
+    graph_node: GraphNode,
+    spec: InputSpec,
+    value: list[Any],
+    prompt: Mapping[str, Any],
+    nodes: Mapping[str, GraphNode],
+) -> tuple[Code, str] | None:
+    if len(value) != 2 or type(value[1]) is not int or type(value[0]) not in (str, int):
+        return Code.BAD_LINKED_INPUT, f"a link is [node id, output index], got {value!r}"
+    source_id = value[0] if type(value[0]) is str else str(value[0])
+    link = tuple.__new__(Link, (source_id, value[1]))  # Link(...) without NamedTuple's slower __new__
+    source = nodes.get(link.source)
+    if source is None:
+        if link.source in prompt:
+            return None  # the source node has its own issue already
+        return Code.BAD_LINKED_INPUT, f"links to node {link.source}, which is not in the graph"
+    outputs = source.definition.outputs
+    if not 0 <= link.output < len(outputs):
+        return Code.BAD_LINKED_INPUT, (
+            f"links to output {link.output} of node {link.source} ({source.class_type}), "
+            f"which has {len(outputs)} output(s)"
+        )
+    produced = outputs[link.output].type
+    if produced != spec.type and produced != ANY and spec.type != ANY:
+        return Code.RETURN_TYPE_MISMATCH, (
+            f"expects {spec.type} but is linked to output {link.output} of node {link.source} "
+            f"({source.class_type}), which gives {produced}"
+        )
+    graph_node.links[spec.name] = link
+    return None
+
+
+def _check_constant(
+    graph_node: GraphNode, spec: InputSpec, value: Any, files: FileStore
+) -> tuple[Code, str] | None:
+    try:
+        coerced = coerce(spec.type, value)
+    except NotCoercibleError:
+        return Code.INVALID_INPUT_TYPE, f"{value!r} is not {expected(spec.type)}"
+    if spec.min is not None and coerced < spec.min:
+        return Code.VALUE_SMALLER_THAN_MIN, f"{coerced} is below the minimum {spec.min}"
+    if spec.max is not None and coerced > spec.max:
+        return Code.VALUE_BIGGER_THAN_MAX, f"{coerced} is above the maximum {spec.max}"
+    if spec.type == COMBO:
+        choices = spec.choices(files)
+        if coerced not in choices:
+            if not choices:
+                return Code.VALUE_NOT_IN_LIST, f"{coerced!r} is not available: there are no choices"
+            shown = ", ".join(repr(choice) for choice in list(choices)[:12])
+            more = ", ..." if len(choices) > 12 else ""
+            return Code.VALUE_NOT_IN_LIST, f"{coerced!r} is not one of the choices [{shown}{more}]"
+    graph_node.constants[spec.name] = coerced
+    return None
 
 
 def _topological_order(
     needed: Sequence[str], nodes: Mapping[str, GraphNode], issues: list[ValidationIssue]
 ) -> list[str] | None:
-    """Order the needed nodes so that each follows its sources, or report the cycle."""
+    """Order the needed nodes so that each follows its sources (Kahn's algorithm), or report a cycle.
+
+    Where links allow, nodes keep the order the file lists them in, which makes runs predictable.
+    """
+    # Files usually list sources before readers; then the file order is the answer.
+    needed_set = set(needed)
+    in_file_order = [node_id for node_id in nodes if node_id in needed_set]
+    seen: set[str] = set()
+    for node_id in in_file_order:
+        for link in nodes[node_id].links.values():
+            if link.source not in seen:
+                break
+        else:
+            seen.add(node_id)
+            continue
+        break
+    else:
+        return in_file_order
+    position = {node_id: index for index, node_id in enumerate(nodes)}
+    waiting = dict.fromkeys(needed, 0)
+    readers: dict[str, list[str]] = {node_id: [] for node_id in needed}
+    for node_id in needed:
+        for link in nodes[node_id].links.values():
+            waiting[node_id] += 1
+            readers[link.source].append(node_id)
+    ready = [(position[node_id], node_id) for node_id, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        node_id = heapq.heappop(ready)[1]
+        order.append(node_id)
+        for reader in readers[node_id]:
+            waiting[reader] -= 1
+            if waiting[reader] == 0:
+                heapq.heappush(ready, (position[reader], reader))
+    if len(order) == len(needed):
+        return order
+    # Some nodes wait on each other: let networkx name one cycle among them.
+    stuck = [node_id for node_id in needed if waiting[node_id] > 0]
     graph = nx.DiGraph()
-    graph.add_nodes_from(needed)
     graph.add_edges_from(
-        (link.source, node_id)
-        for node_id in needed
-        for link in nodes[node_id].links.values()
-        if link.source in nodes
+        (link.source, node_id) for node_id in stuck for link in nodes[node_id].links.values()
     )
-    try:
-        return list(nx.topological_sort(graph))
-    except nx.NetworkXUnfeasible:
-        cycle = [source for source, _ in nx.find_cycle(graph)]
-        path = " -> ".join([*cycle, cycle[0]])
-        for node_id in cycle:
-            message = f"the graph loops back on itself ({path}); remove one of these links"
-            issues.append(ValidationIssue(Code.DEPENDENCY_CYCLE, message, node_id, nodes[node_id].class_type))
-        return None
+    cycle = [source for source, _ in nx.find_cycle(graph.subgraph(stuck))]
+    path = " -> ".join([*cycle, cycle[0]])
+    for node_id in cycle:
+        message = f"the graph loops back on itself ({path}); remove one of these links"
+        issues.append(ValidationIssue(Code.DEPENDENCY_CYCLE, message, node_id, nodes[node_id].class_type))
+    return None
