@@ -52,8 +52,8 @@ def read_image(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
             masks: list[np.ndarray] = []
             for frame in ImageSequence.Iterator(opened):
                 upright = ImageOps.exif_transpose(frame)
-                if upright.mode == "P":
-                    upright = upright.convert("RGBA")
+                if upright.mode == "P" or "transparency" in upright.info:
+                    upright = upright.convert("RGBA")  # palette or tRNS transparency becomes alpha
                 array = pil_to_array(upright)
                 if images and array.shape != images[0].shape:
                     continue  # frames of another size cannot join the batch
