@@ -1,6 +1,7 @@
 """The `depthgraph` command: run, validate and inspect graphs without a browser.
 
-Exit codes: 0 done, 1 the graph is invalid or a node failed, 2 bad arguments, 130 interrupted.
+Exit codes: 0 done, 1 the graph is invalid or a node failed, 2 bad arguments, 130 interrupted,
+141 the reader of stdout went away (`depthgraph nodes | head`; 128 + SIGPIPE, as for other tools).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import textwrap
@@ -27,7 +29,7 @@ from engine.scheduler import RunResult
 from engine.schema import object_info
 from engine.validation import Validation
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 class UsageError(Exception):
@@ -76,6 +78,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        code = _command(parser, args)
+        sys.stdout.flush()  # so that a closed pipe shows here, not as a traceback at interpreter exit
+    except BrokenPipeError:
+        # Python's documented recipe: point stdout at devnull so the final flush at exit is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:  # a second Ctrl+C, or one outside a run
+        print("\ndepthgraph: stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
         settings = _settings(args)
         if args.command == "nodes":
             return _nodes(args, _engine(settings, settings.file_store()))
@@ -83,12 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = _apply_overrides(document, args.overrides, settings)
         engine = _engine(settings, files)
         _check_override_inputs(document, args.overrides, engine)
+        validation = engine.validate(document.prompt)
+        _store_typed_overrides(document, args.overrides, validation)
         if args.command == "validate":
-            return _validate(args, document, engine)
-        return _run(args, document, engine)
+            return _validate(args, document, validation)
+        return _run(args, document, engine, validation)
     except UsageError as error:
         _fail(parser, str(error))
     except GraphFileError as error:
+        if getattr(args, "json", False):
+            print(json.dumps({"status": "invalid", "valid": False, "errors": [{"message": str(error)}]}))
         print(f"depthgraph: {error}", file=sys.stderr)
         return EXIT_FAILED
 
@@ -164,12 +184,23 @@ def _check_override_inputs(document: GraphDocument, overrides: Sequence[str], en
             )
 
 
+def _store_typed_overrides(document: GraphDocument, overrides: Sequence[str], validation: Validation) -> None:
+    """Put --set values back into the graph as their declared types ("256" -> 256), so the graph
+    embedded in saved images reads as if it had been written that way."""
+    if validation.graph is None:
+        return
+    for text in overrides:
+        node_id, input_name, _ = _split_override(text)
+        graph_node = validation.graph.nodes.get(node_id)
+        if graph_node is not None and input_name in graph_node.constants:
+            document.prompt[node_id]["inputs"][input_name] = graph_node.constants[input_name]
+
+
 def _natural(node_id: str) -> tuple[int, str]:
     return (int(node_id), "") if node_id.isdigit() else (sys.maxsize, node_id)
 
 
-def _validate(args: argparse.Namespace, document: GraphDocument, engine: Engine) -> int:
-    validation = engine.validate(document.prompt)
+def _validate(args: argparse.Namespace, document: GraphDocument, validation: Validation) -> int:
     if args.json:
         print(json.dumps(_validation_json(validation), indent=2))
     elif validation.ok:
@@ -206,8 +237,7 @@ def _print_issues(graph: Path, validation: Validation) -> None:
         print(f"  - {issue}", file=sys.stderr)
 
 
-def _run(args: argparse.Namespace, document: GraphDocument, engine: Engine) -> int:
-    validation = engine.validate(document.prompt)
+def _run(args: argparse.Namespace, document: GraphDocument, engine: Engine, validation: Validation) -> int:
     if validation.graph is None:
         if args.json:
             print(json.dumps({"status": "invalid", **_validation_json(validation)}, indent=2))

@@ -77,7 +77,10 @@ def _to_float(value: Any) -> float:
     if isinstance(value, bool):
         raise NotCoercibleError
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float (JSON allows 10**400)
+            raise NotCoercibleError from None
     elif isinstance(value, str):
         number = _parse_float(value)
     else:

@@ -86,6 +86,11 @@ def parse_graph(text: str, source: str = "the graph") -> GraphDocument:
         raise GraphFileError(
             f"{source} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         ) from None
+    # Valid JSON past Python's limits: nesting deeper than the stack, or a number of over 4,300 digits.
+    except RecursionError:
+        raise GraphFileError(f"{source} nests lists or objects too deeply to be read") from None
+    except ValueError as error:
+        raise GraphFileError(f"{source} cannot be read: {error}") from None
     return graph_from_json(data, source)
 
 

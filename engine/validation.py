@@ -9,7 +9,7 @@ and the defaults of omitted widgets filled in.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -116,12 +116,14 @@ def validate(
         return Validation(None, [ValidationIssue(Code.INVALID_PROMPT, message)])
 
     raw_inputs, nodes = _read_nodes(prompt, registry, issues)
+    # Nodes that did not load, by id as text (a Python caller may key nodes by number): each has its issue.
+    unread = {issue.node_id for issue in issues if issue.node_id is not None}
 
     # Which nodes must run: the targets (or every output node) and their ancestors.
     if targets is not None:
         wanted = [str(target) for target in targets]
         for target in wanted:
-            if target not in prompt:
+            if target not in nodes and target not in unread:
                 message = f"target node {target} is not in the graph"
                 issues.append(ValidationIssue(Code.INVALID_PROMPT, message, target))
         wanted = [target for target in wanted if target in nodes]
@@ -131,9 +133,9 @@ def validate(
         message = "the graph has no output node (such as SaveImage or PreviewImage), so nothing would run"
         issues.append(ValidationIssue(Code.PROMPT_NO_OUTPUTS, message))
 
-    needed = _ancestors(wanted, raw_inputs)
+    needed = [node_id for node_id in _ancestors(wanted, raw_inputs) if node_id in nodes]
     for node_id in needed:
-        _check_inputs(nodes[node_id], raw_inputs[node_id], prompt, nodes, files, issues)
+        _check_inputs(nodes[node_id], raw_inputs[node_id], unread, nodes, files, issues)
 
     order = _topological_order(needed, nodes, issues)
     if issues or order is None:
@@ -159,11 +161,13 @@ def _read_nodes(
             issues.append(ValidationIssue(Code.INVALID_PROMPT, message, node_id))
             continue
         definition = registry.get(class_type)
+        inputs = entry.get("inputs", {})
         if definition is None:
             message = f"unknown node type '{class_type}'; is a custom node pack missing? (`depthgraph nodes`)"
             issues.append(ValidationIssue(Code.UNKNOWN_NODE_TYPE, message, node_id, class_type))
+            if isinstance(inputs, Mapping):
+                raw_inputs[node_id] = inputs  # walked through, so problems above it are found too
             continue
-        inputs = entry.get("inputs", {})
         if type(inputs) is not dict and not isinstance(inputs, Mapping):
             message = "'inputs' must be an object of input name to value or link"
             issues.append(ValidationIssue(Code.INVALID_PROMPT, message, node_id, class_type))
@@ -194,7 +198,7 @@ def _ancestors(wanted: Sequence[str], raw_inputs: Mapping[str, Mapping[str, Any]
 def _check_inputs(
     graph_node: GraphNode,
     inputs: Mapping[str, Any],
-    prompt: Mapping[str, Any],
+    unread: Collection[str],
     nodes: Mapping[str, GraphNode],
     files: FileStore,
     issues: list[ValidationIssue],
@@ -217,7 +221,7 @@ def _check_inputs(
                 if 0 <= value[1] < len(outputs) and outputs[value[1]].type == spec.type:
                     graph_node.links[spec.name] = tuple.__new__(Link, value)
                     continue
-            problem = _check_link(graph_node, spec, value, prompt, nodes)
+            problem = _check_link(graph_node, spec, value, unread, nodes)
         else:
             problem = _check_constant(graph_node, spec, value, files)
         if problem is not None:
@@ -234,7 +238,7 @@ def _check_link(
     graph_node: GraphNode,
     spec: InputSpec,
     value: list[Any],
-    prompt: Mapping[str, Any],
+    unread: Collection[str],
     nodes: Mapping[str, GraphNode],
 ) -> tuple[Code, str] | None:
     if len(value) != 2 or type(value[1]) is not int or type(value[0]) not in (str, int):
@@ -243,7 +247,7 @@ def _check_link(
     link = tuple.__new__(Link, (source_id, value[1]))  # Link(...) without NamedTuple's slower __new__
     source = nodes.get(link.source)
     if source is None:
-        if link.source in prompt:
+        if link.source in unread:
             return None  # the source node has its own issue already
         return Code.BAD_LINKED_INPUT, f"links to node {link.source}, which is not in the graph"
     outputs = source.definition.outputs
