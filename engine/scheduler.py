@@ -44,6 +44,7 @@ from engine.events import (
     PromptSucceeded,
 )
 from engine.files import FileStore
+from engine.gc_pause import gc_paused
 from engine.graph import ExecutableGraph, GraphNode
 from engine.registry import NodeOutput
 from engine.signatures import FingerprintError, compute_signatures
@@ -112,8 +113,9 @@ class Executor:
 
         current: GraphNode | None = None
         try:
-            signatures = compute_signatures(graph, self.files)
-            plan = self._plan(graph, signatures)
+            with gc_paused():
+                signatures = compute_signatures(graph, self.files)
+                plan = self._plan(graph, signatures)
             result.cached.extend(plan.cached)
             if plan.cached:
                 emit(NodesCached(prompt_id, list(plan.cached)))

@@ -18,6 +18,7 @@ import networkx as nx
 
 from engine.coercion import NotCoercibleError, coerce, expected
 from engine.files import FileStore
+from engine.gc_pause import gc_paused
 from engine.graph import ExecutableGraph, GraphNode, Link
 from engine.registry import ANY, COMBO, InputSpec, NodeRegistry
 
@@ -108,7 +109,13 @@ def validate(
     targets: Iterable[str] | None = None,
 ) -> Validation:
     """Check `prompt` against the node types in `registry`; see the module docstring."""
-    files = files or FileStore()
+    with gc_paused():
+        return _validate(prompt, registry, files or FileStore(), targets)
+
+
+def _validate(
+    prompt: Any, registry: NodeRegistry, files: FileStore, targets: Iterable[str] | None
+) -> Validation:
     issues: list[ValidationIssue] = []
     if not isinstance(prompt, Mapping) or not prompt:
         kind = "an empty object" if isinstance(prompt, Mapping) else type(prompt).__name__
