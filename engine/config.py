@@ -6,6 +6,7 @@ if there is one. Relative paths in it are relative to the file. Example::
     models_dir: /data/sd-models
     output_dir: renders
     device: cuda
+    dtype: float16
     custom_nodes_dirs: [custom_nodes, ~/depthgraph-nodes]
     cache_budget: {cpu: 8GiB, cuda: 6GiB}
 """
@@ -24,6 +25,7 @@ import yaml
 from engine.cache import DEFAULT_BUDGETS
 from engine.devices import DEVICE_CHOICES
 from engine.files import FileStore
+from engine.models.manager import DTYPES
 
 DEFAULT_CONFIG_NAME = "depthgraph.yaml"
 CONFIG_ENV = "DEPTHGRAPH_CONFIG"
@@ -42,10 +44,11 @@ class Settings:
     temp_dir: Path = Path("temp")
     custom_nodes_dirs: list[Path] = field(default_factory=lambda: [Path("custom_nodes")])
     device: str = "auto"
+    dtype: str = "auto"  # weights: auto = float16 on CUDA/MPS, float32 on CPU; or float32, float16, bfloat16
     cache_budget: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
 
     def file_store(self) -> FileStore:
-        return FileStore(self.input_dir, self.output_dir, self.temp_dir)
+        return FileStore(self.input_dir, self.output_dir, self.temp_dir, models_dir=self.models_dir)
 
 
 def parse_bytes(value: Any, what: str = "size") -> int:
@@ -105,6 +108,10 @@ def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
             if value not in DEVICE_CHOICES:
                 raise ConfigError(f"config file {path}: device must be one of {', '.join(DEVICE_CHOICES)}")
             settings.device = value
+        elif key == "dtype":
+            if value not in DTYPES:
+                raise ConfigError(f"config file {path}: dtype must be one of {', '.join(DTYPES)}")
+            settings.dtype = value
         elif key == "cache_budget":
             if not isinstance(value, Mapping):
                 raise ConfigError(f"config file {path}: cache_budget maps a device type to a size")

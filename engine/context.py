@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.events import PreviewFrame
 from engine.files import FileStore
+from engine.models.manager import ModelManager
 
 
 class Interrupted(Exception):
@@ -24,6 +25,7 @@ class NodeContext:
     class_type: str
     files: FileStore
     device: str = "cpu"
+    models: ModelManager = field(default_factory=ModelManager)
     # The API form of the running prompt and the editor form it came from, for image metadata.
     prompt: Mapping[str, Any] = field(default_factory=dict)
     workflow: Mapping[str, Any] | None = None

@@ -46,6 +46,7 @@ class FileStore:
     output_dir: Path = Path("output")
     temp_dir: Path = Path("temp")
     extra_inputs: Mapping[str, Path] = field(default_factory=dict)
+    models_dir: Path = Path("models")  # only listed (for the loader's choices), never written
 
     def folder(self, kind: FolderKind) -> Path:
         if kind == "input":

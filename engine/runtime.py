@@ -11,6 +11,7 @@ from engine.config import Settings
 from engine.devices import resolve_device
 from engine.events import Listener
 from engine.files import FileStore
+from engine.models.manager import ModelManager
 from engine.plugins import PackReport, load_node_packs
 from engine.registry import NodeRegistry
 from engine.scheduler import Executor, RunResult
@@ -36,7 +37,8 @@ class Engine:
         self.files = files or self.settings.file_store()
         self.device = resolve_device(self.settings.device)
         self.cache = ResultCache(self.settings.cache_budget)
-        self.executor = Executor(self.cache, self.files, self.device)
+        self.models = ModelManager(self.settings.models_dir, self.device, self.settings.dtype)
+        self.executor = Executor(self.cache, self.files, self.device, self.models)
 
     def validate(self, prompt: Any, targets: Iterable[str] | None = None) -> Validation:
         return validate(prompt, self.registry, self.files, targets)

@@ -46,6 +46,7 @@ from engine.events import (
 from engine.files import FileStore
 from engine.gc_pause import gc_paused
 from engine.graph import ExecutableGraph, GraphNode
+from engine.models.manager import ModelManager
 from engine.registry import NodeOutput
 from engine.signatures import FingerprintError, compute_signatures
 
@@ -83,10 +84,13 @@ class _Plan:
 class Executor:
     """Runs graphs against one result cache, on one device. One run at a time."""
 
-    def __init__(self, cache: ResultCache, files: FileStore, device: str = "cpu") -> None:
+    def __init__(
+        self, cache: ResultCache, files: FileStore, device: str = "cpu", models: ModelManager | None = None
+    ) -> None:
         self.cache = cache
         self.files = files
         self.device = device
+        self.models = models or ModelManager(files.models_dir, device)
         self._interrupt = threading.Event()
         self._prompt_id = ""
 
@@ -253,6 +257,7 @@ class Executor:
                 class_type=definition.class_name,
                 files=self.files,
                 device=self.device,
+                models=self.models,
                 prompt=graph.prompt,
                 workflow=workflow,
                 report=report,

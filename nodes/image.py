@@ -152,3 +152,48 @@ def image_scale(
     image: torch.Tensor, upscale_method: str, width: int, height: int, crop: str
 ) -> tuple[torch.Tensor]:
     return (scale_image(image, width, height, upscale_method, crop),)
+
+
+def fit_to_multiple(image: torch.Tensor, multiple: int, method: str) -> torch.Tensor:
+    """Bring [B, H, W, C] to sides that are multiples of `multiple`: crop the centre down, pad the
+    edges up (repeating the border pixels), or resize down with lanczos (what diffusers does)."""
+    height, width = image.shape[1], image.shape[2]
+    if method == "pad":
+        new_height, new_width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+    else:
+        new_height, new_width = height // multiple * multiple, width // multiple * multiple
+    if new_height == 0 or new_width == 0:
+        raise ValueError(
+            f"the image is {width}×{height}, smaller than one {multiple}-pixel block; "
+            "use method 'pad' or scale it up first"
+        )
+    if (new_height, new_width) == (height, width):
+        return image
+    if method == "crop":
+        top, left = (height - new_height) // 2, (width - new_width) // 2
+        return image[:, top : top + new_height, left : left + new_width]
+    if method == "pad":
+        top, left = (new_height - height) // 2, (new_width - width) // 2
+        padded = F.pad(
+            image.movedim(-1, 1),
+            (left, new_width - width - left, top, new_height - height - top),
+            mode="replicate",
+        )
+        return padded.movedim(1, -1)
+    return resize_with_pillow(image, new_width, new_height, Image.Resampling.LANCZOS)
+
+
+@node(
+    "ImageSizeForModel",
+    display_name="Size Image for Model",
+    category="image",
+    description="Brings an image to sides that are multiples of 8 (or 64) by cropping, padding or resizing.",
+    inputs=[
+        Input.socket("image", IMAGE),
+        Input.int("multiple", 8, min=8, max=64, step=8, tooltip="8 is what the model needs; 64 is safest"),
+        Input.combo("method", ("crop", "pad", "resize")),
+    ],
+    outputs=[Output(IMAGE)],
+)
+def image_size_for_model(image: torch.Tensor, multiple: int, method: str) -> tuple[torch.Tensor]:
+    return (fit_to_multiple(image, multiple, method),)

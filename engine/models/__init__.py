@@ -1,0 +1,1 @@
+"""Finding and loading Stable Diffusion 2 depth models (see `engine.models.manager`)."""

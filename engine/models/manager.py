@@ -1,0 +1,264 @@
+"""The model manager: the only code that loads weights.
+
+It finds Stable Diffusion 2 depth models in the models folder (diffusers layout: a folder with
+`model_index.json`, as `stabilityai/stable-diffusion-2-depth` downloads), offers the embedded
+`tiny-random` model everywhere, and loads each component only when a node first asks for it (a graph
+that only estimates depth never loads the UNet). Loaded components stay resident on the device
+between runs. Device and dtype policy: CUDA float16 (bfloat16 if asked), MPS float16, CPU float32;
+the depth estimator stays in float32 (its batch norms are not half-precision safe).
+
+torch, diffusers and transformers are imported only when something is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from engine.models.tiny import TINY_MODEL, build_tiny
+
+ModelKind = Literal["tiny", "diffusers"]
+COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "depth_estimator", "feature_extractor")
+WEIGHTED = frozenset({"unet", "vae", "text_encoder", "depth_estimator"})
+DEPTH_UNET_CHANNELS = 5
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+class ModelError(Exception):
+    """A model that cannot be found or loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model the user can pick by name."""
+
+    name: str
+    kind: ModelKind
+    path: Path | None = None
+
+    def describe(self) -> str:
+        if self.kind == "tiny":
+            return f"{self.name}  (built-in test model with random weights: its images are noise)"
+        return f"{self.name}  (diffusers folder {self.path})"
+
+    def fingerprint(self) -> str:
+        """Changes when the model on disk is replaced, so loader results are not reused."""
+        if self.path is None:
+            return self.kind
+        index = self.path / "model_index.json"
+        stat = index.stat()
+        return f"{self.kind}:{self.path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
+
+
+def _is_diffusers_folder(path: Path) -> bool:
+    return (path / "model_index.json").is_file()
+
+
+def find_models(models_dir: Path) -> list[ModelSource]:
+    """`tiny-random`, then every diffusers-layout folder in `models_dir` (one or two levels deep,
+    so both `models/sd2-depth` and `models/stabilityai/stable-diffusion-2-depth` are found)."""
+    sources = [ModelSource(TINY_MODEL, "tiny")]
+    if not models_dir.is_dir():
+        return sources
+    for path in sorted(models_dir.iterdir()):
+        if not path.is_dir():
+            continue
+        if _is_diffusers_folder(path):
+            sources.append(ModelSource(path.name, "diffusers", path))
+            continue
+        for inner in sorted(path.iterdir()):
+            if inner.is_dir() and _is_diffusers_folder(inner):
+                sources.append(ModelSource(f"{path.name}/{inner.name}", "diffusers", inner))
+    return sources
+
+
+def model_names(models_dir: Path) -> list[str]:
+    return [source.name for source in find_models(models_dir)]
+
+
+def resolve_dtype(device: str, preference: str = "auto") -> Any:
+    """The torch dtype for weights on `device`: CUDA/MPS float16, CPU float32, unless told."""
+    import torch
+
+    if preference not in DTYPES:
+        raise ModelError(f"unknown dtype {preference!r}; choose one of {', '.join(DTYPES)}")
+    if preference != "auto":
+        return getattr(torch, preference)
+    return torch.float16 if device in ("cuda", "mps") else torch.float32
+
+
+@dataclass
+class ModelManager:
+    """Finds models and loads their components lazily onto one device; keeps them resident."""
+
+    models_dir: Path = Path("models")
+    device: str = "cpu"
+    dtype_preference: str = "auto"
+    _loaded: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def dtype(self) -> Any:
+        return resolve_dtype(self.device, self.dtype_preference)
+
+    def sources(self) -> list[ModelSource]:
+        return find_models(self.models_dir)
+
+    def find(self, name: str) -> ModelSource:
+        for source in self.sources():
+            if source.name == name:
+                return source
+        searched = self.models_dir.resolve()
+        available = ", ".join(source.name for source in self.sources())
+        raise ModelError(
+            f"model {name!r} was not found. Searched {searched} for a folder {name!r} with "
+            f"model_index.json (diffusers layout). Place the model folder there, or run "
+            f"`depthgraph models fetch` on a machine with internet. Available: {available}"
+        )
+
+    def load(self, name: str, component: str) -> Any:
+        """One component of a model, loaded on first use and kept on the device."""
+        if component not in COMPONENTS:
+            raise ModelError(f"unknown model component {component!r}; one of {', '.join(COMPONENTS)}")
+        key = (name, component)
+        with self._lock:
+            if key not in self._loaded:
+                source = self.find(name)
+                self._loaded[key] = self._place(component, self._read(source, component))
+            return self._loaded[key]
+
+    def loaded(self) -> list[tuple[str, str]]:
+        """(model, component) pairs now resident."""
+        return sorted(self._loaded)
+
+    def unload(self, name: str | None = None) -> None:
+        """Drop resident components (of one model, or all), freeing their memory."""
+        with self._lock:
+            for key in [key for key in self._loaded if name is None or key[0] == name]:
+                del self._loaded[key]
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _read(self, source: ModelSource, component: str) -> Any:
+        if source.kind == "tiny":
+            return build_tiny(component)
+        assert source.path is not None
+        return load_diffusers_component(source.path, component, self.dtype)
+
+    def _place(self, component: str, value: Any) -> Any:
+        if component not in WEIGHTED:
+            return value
+        import torch
+
+        dtype = torch.float32 if component == "depth_estimator" else self.dtype
+        if value.dtype != dtype:  # (asking for the dtype it already has makes diffusers warn)
+            value = value.to(dtype=dtype)
+        value = value.to(device=self.device)
+        value.eval()
+        value.requires_grad_(False)
+        return value
+
+
+def check_depth_model(path: Path) -> None:
+    """Refuse a folder whose UNet is not the 5-channel depth UNet, before loading any weights."""
+    config_path = path / "unet" / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+    except FileNotFoundError:
+        raise ModelError(
+            f"{path} has no unet/config.json; is it a complete diffusers model folder?"
+        ) from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelError(f"{config_path} cannot be read: {error}") from None
+    channels = config.get("in_channels")
+    if channels != DEPTH_UNET_CHANNELS:
+        raise ModelError(
+            f"{path} is not a depth model: its UNet takes {channels} channels, the depth model takes "
+            f"{DEPTH_UNET_CHANNELS} (4 latent + 1 depth). Use stable-diffusion-2-depth."
+        )
+
+
+def load_diffusers_component(path: Path, component: str, dtype: Any) -> Any:
+    """Load one component from a diffusers-layout folder, with a clear error for a bad file."""
+    if component == "unet":
+        check_depth_model(path)
+    folder = path / component
+    if not folder.is_dir():
+        raise ModelError(f"{path} has no {component}/ folder; the depth model needs one")
+    try:
+        return _from_pretrained(path, component, dtype)
+    except ModelError:
+        raise
+    except Exception as error:  # corrupt, truncated or mismatched files
+        files = ", ".join(sorted(item.name for item in folder.iterdir())) or "no files"
+        raise ModelError(
+            f"cannot load {component} from {folder} ({files}): {type(error).__name__}: {error}. "
+            "The files may be truncated or corrupt, or belong to another architecture; "
+            "download them again (`depthgraph models fetch`)."
+        ) from error
+
+
+def _from_pretrained(path: Path, component: str, dtype: Any) -> Any:
+    import torch
+
+    if component == "unet":
+        from diffusers import UNet2DConditionModel
+
+        return UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
+    if component == "vae":
+        from diffusers import AutoencoderKL
+
+        return AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
+    if component == "text_encoder":
+        from transformers import CLIPTextModel
+
+        return CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=dtype)
+    if component == "tokenizer":
+        from transformers import CLIPTokenizer
+
+        return CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
+    if component == "scheduler":
+        from diffusers import PNDMScheduler
+
+        return PNDMScheduler.from_pretrained(path, subfolder="scheduler")
+    if component == "depth_estimator":
+        from transformers import DPTForDepthEstimation
+
+        return DPTForDepthEstimation.from_pretrained(
+            path, subfolder="depth_estimator", torch_dtype=torch.float32
+        )
+    from engine.models.tiny import depth_image_processor
+
+    settings = json.loads((path / "feature_extractor" / "preprocessor_config.json").read_text())
+    known = {"do_resize", "size", "keep_aspect_ratio", "ensure_multiple_of", "resample", "do_rescale"}
+    known |= {"rescale_factor", "do_normalize", "image_mean", "image_std"}
+    return depth_image_processor(**{key: value for key, value in settings.items() if key in known})
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """What a loader node outputs (as MODEL, CLIP, VAE and DEPTH_MODEL): a model's name and the
+    manager that loads its components when a node first needs them."""
+
+    manager: ModelManager = field(compare=False, repr=False)
+    name: str
+
+    def get(self, component: str) -> Any:
+        return self.manager.load(self.name, component)
+
+    @property
+    def device(self) -> str:
+        return self.manager.device
+
+    @property
+    def dtype(self) -> Any:
+        return self.manager.dtype
+
+    def components(self, *names: str) -> Iterator[Any]:
+        return (self.get(name) for name in names)

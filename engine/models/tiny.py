@@ -1,0 +1,197 @@
+"""The embedded `tiny-random` model: every SD2-depth component, same classes as the real model, built
+in code from small configs with fixed seeds. No files, no downloads — and its images are noise.
+
+It exists so every graph runs anywhere and the tests exercise the real code paths (5-channel UNet,
+VAE with the real 8× down-scaling, CLIP text model and tokenizer, PNDM scheduler, DPT-hybrid depth
+estimator with its 384×384 image processor). Each component has its own seed, so building one alone
+gives the same weights as building all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TINY_MODEL = "tiny-random"
+TINY_DESCRIPTION = "tiny-random: built-in test model with random weights (its images are noise)"
+CONTEXT_LENGTH = 77
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP's reversible byte -> printable character table (from OpenAI's CLIP tokenizer)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(code) for code in codes), strict=True))
+
+
+def tiny_tokenizer() -> Any:
+    """A byte-level CLIPTokenizer: every byte is a token (with and without the end-of-word mark),
+    no merges. Pads with "!" (id 0), as the SD2 tokenizer does."""
+    from transformers import CLIPTokenizer
+
+    characters = list(_bytes_to_unicode().values())
+    tokens = characters + [character + "</w>" for character in characters]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {token: index for index, token in enumerate(tokens)}
+    return CLIPTokenizer(vocab=vocab, merges=[], pad_token="!", model_max_length=CONTEXT_LENGTH)
+
+
+def _seeded(seed: int, build: Any) -> Any:
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def tiny_unet() -> Any:
+    from diffusers import UNet2DConditionModel
+
+    return _seeded(
+        1,
+        lambda: UNet2DConditionModel(
+            sample_size=32,
+            in_channels=5,  # 4 latent channels + 1 depth channel, as in SD2-depth
+            out_channels=4,
+            layers_per_block=2,
+            block_out_channels=(32, 64),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+        ),
+    )
+
+
+def tiny_vae() -> Any:
+    from diffusers import AutoencoderKL
+
+    return _seeded(
+        2,
+        lambda: AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(32, 32, 32, 32),  # four blocks: latents are 1/8 of the image, as for real
+            layers_per_block=1,
+            latent_channels=4,
+            norm_num_groups=16,
+            sample_size=64,
+            scaling_factor=0.18215,
+        ),
+    )
+
+
+def tiny_text_encoder() -> Any:
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer_size = 514
+    config = CLIPTextConfig(
+        vocab_size=tokenizer_size,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=5,
+        num_attention_heads=4,
+        max_position_embeddings=CONTEXT_LENGTH,
+        hidden_act="gelu",
+        projection_dim=32,
+        bos_token_id=tokenizer_size - 2,
+        eos_token_id=tokenizer_size - 1,
+        pad_token_id=0,
+    )
+    return _seeded(3, lambda: CLIPTextModel(config).eval())
+
+
+def tiny_depth_estimator() -> Any:
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    backbone = {
+        "global_padding": "same",
+        "layer_type": "bottleneck",
+        "depths": [1, 1, 1],
+        "out_features": ["stage1", "stage2", "stage3"],
+        "embedding_dynamic_padding": True,
+        "hidden_sizes": [8, 16, 32, 64],
+        "num_groups": 2,
+    }
+    config = DPTConfig(
+        image_size=384,
+        patch_size=16,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        is_hybrid=True,
+        backbone_out_indices=(0, 1, 2, 3),
+        backbone_config=backbone,
+        backbone_featmap_shape=[1, 32, 24, 24],
+        neck_hidden_sizes=[8, 16, 32, 32],
+        fusion_hidden_size=16,
+    )
+    return _seeded(4, lambda: DPTForDepthEstimation(config).eval())
+
+
+def depth_image_processor(**settings: Any) -> Any:
+    """The DPT image processor of SD2-depth: 384×384, bicubic, mean/std 0.5."""
+    try:  # transformers >= 5 without torchvision: the Pillow backend, named explicitly
+        from transformers import DPTImageProcessorPil as Processor
+    except ImportError:
+        from transformers import DPTImageProcessor as Processor  # type: ignore[assignment]
+    from PIL import Image
+
+    options: dict[str, Any] = {
+        "do_resize": True,
+        "size": {"height": 384, "width": 384},
+        "keep_aspect_ratio": False,
+        "ensure_multiple_of": 1,
+        "resample": Image.Resampling.BICUBIC,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
+    options.update(settings)
+    return Processor(**options)
+
+
+def tiny_scheduler() -> Any:
+    from diffusers import PNDMScheduler
+
+    return PNDMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+    )
+
+
+BUILDERS = {
+    "unet": tiny_unet,
+    "vae": tiny_vae,
+    "text_encoder": tiny_text_encoder,
+    "tokenizer": tiny_tokenizer,
+    "scheduler": tiny_scheduler,
+    "depth_estimator": tiny_depth_estimator,
+    "feature_extractor": depth_image_processor,
+}
+
+
+def build_tiny(component: str) -> Any:
+    """One component of the tiny model, built fresh (same weights every time)."""
+    return BUILDERS[component]()

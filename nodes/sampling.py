@@ -1,0 +1,129 @@
+"""Depth-conditioned sampling: the SD2-depth UNet denoises latents with the depth map as a fifth
+input channel, under classifier-free guidance."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
+
+from engine.context import NodeContext
+from engine.models.manager import ModelHandle
+from engine.registry import Input, Output, node
+from engine.sockets import CONDITIONING, DEPTH, LATENT, MODEL
+from nodes.schedulers import denoising_timesteps, make_scheduler
+
+
+def prepare_depth(depth: torch.Tensor, size: tuple[int, int], batch: int) -> torch.Tensor:
+    """The depth map as the UNet takes it: bicubic to latent size, each map stretched to -1..1
+    (diffusers' rule). A constant map becomes zeros instead of NaN."""
+    resized = F.interpolate(depth.float(), size=size, mode="bicubic", align_corners=False)
+    low = torch.amin(resized, dim=(1, 2, 3), keepdim=True)
+    high = torch.amax(resized, dim=(1, 2, 3), keepdim=True)
+    span = high - low
+    normalised = torch.where(span > 0, 2.0 * (resized - low) / torch.where(span > 0, span, 1.0) - 1.0, 0.0)
+    if normalised.shape[0] < batch:
+        normalised = normalised.repeat(batch // normalised.shape[0], 1, 1, 1)
+    return normalised
+
+
+def _step_options(scheduler: Any, generator: torch.Generator) -> dict[str, Any]:
+    parameters = inspect.signature(scheduler.step).parameters
+    options: dict[str, Any] = {}
+    if "eta" in parameters:
+        options["eta"] = 0.0
+    if "generator" in parameters:
+        options["generator"] = generator
+    return options
+
+
+def sample(
+    model: ModelHandle,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    depth: torch.Tensor,
+    latent: dict[str, Any],
+    guidance: float,
+    context: NodeContext | None = None,
+) -> torch.Tensor:
+    """Denoise `latent` (from NoiseLatent) along its schedule; see diffusers' depth2img loop.
+
+    With a noise mask in the latent (1 = regenerate), the kept region is replaced after every step by
+    the original latents noised to the next timestep, so only the masked area changes.
+    """
+    if "schedule" not in latent:
+        raise ValueError("this latent has no noise schedule; link it from a NoiseLatent node")
+    unet = model.get("unet")
+    device, dtype = unet.device, unet.dtype
+    schedule = latent["schedule"]
+    scheduler = make_scheduler(schedule["scheduler"], model.get("scheduler").config)
+    timesteps = denoising_timesteps(scheduler, schedule["steps"], schedule["strength"], device)
+    latents = latent["samples"].to(device=device, dtype=dtype)
+    batch = latents.shape[0]
+    depth_map = prepare_depth(depth.to(device), tuple(latents.shape[-2:]), batch).to(dtype)
+    if depth_map.shape[0] != batch:
+        raise ValueError(f"the depth map has a batch of {depth_map.shape[0]}, the latents {batch}")
+    guided = guidance > 1.0
+    positive = positive.to(device=device, dtype=dtype).expand(batch, -1, -1)
+    embeddings = positive
+    if guided:
+        negative = negative.to(device=device, dtype=dtype).expand(batch, -1, -1)
+        embeddings = torch.cat([negative, positive])
+        depth_map = torch.cat([depth_map, depth_map])
+    generator = torch.Generator(device="cpu")
+    generator.set_state(latent["generator_state"])
+    options = _step_options(scheduler, generator)
+    mask = latent.get("noise_mask")
+    if mask is not None:
+        mask = F.interpolate(mask.to(device=device, dtype=dtype), size=latents.shape[-2:], mode="bilinear")
+    with torch.inference_mode():
+        for index, timestep in enumerate(timesteps):
+            model_input = torch.cat([latents, latents]) if guided else latents
+            model_input = scheduler.scale_model_input(model_input, timestep)
+            model_input = torch.cat([model_input, depth_map], dim=1)
+            predicted = unet(model_input, timestep, encoder_hidden_states=embeddings).sample
+            if guided:
+                unconditional, conditional = predicted.chunk(2)
+                predicted = unconditional + guidance * (conditional - unconditional)
+            latents = scheduler.step(predicted, timestep, latents, **options).prev_sample
+            if mask is not None:
+                init = latent["init"].to(device=device, dtype=dtype)
+                if index + 1 < len(timesteps):
+                    noise = latent["noise"].to(device=device, dtype=dtype)
+                    init = scheduler.add_noise(init, noise, timesteps[index + 1 : index + 2].repeat(batch))
+                latents = (1.0 - mask) * init + mask * latents
+            if context is not None:
+                context.progress(index + 1, len(timesteps))
+    return latents
+
+
+@node(
+    "DepthSampler",
+    display_name="Depth Sampler",
+    category="sampling",
+    description="Denoises latents with the depth map as conditioning, following the latent's noise schedule.",
+    inputs=[
+        Input.socket("model", MODEL),
+        Input.socket("positive", CONDITIONING),
+        Input.socket("negative", CONDITIONING),
+        Input.socket("depth", DEPTH),
+        Input.socket("latent_image", LATENT),
+        Input.float(
+            "cfg", 7.5, min=0.0, max=100.0, step=0.1, tooltip="guidance scale; ≤ 1 turns guidance off"
+        ),
+    ],
+    outputs=[Output(LATENT)],
+)
+def depth_sampler(
+    model: ModelHandle,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    depth: torch.Tensor,
+    latent_image: dict[str, Any],
+    cfg: float,
+    context: NodeContext,
+) -> tuple[dict[str, Any]]:
+    samples = sample(model, positive, negative, depth, latent_image, cfg, context)
+    return ({"samples": samples},)
