@@ -23,6 +23,8 @@ from engine.devices import DEVICE_CHOICES, DeviceError
 from engine.events import Event, NodeExecuting, NodesCached, Progress
 from engine.files import FOLDER_KINDS, FileStore
 from engine.graph_file import GraphDocument, GraphFileError, load_graph
+from engine.models.fetch import DEFAULT_REPO, fetch_model
+from engine.models.manager import find_models
 from engine.registry import NodeDefinition
 from engine.runtime import Engine
 from engine.scheduler import RunResult
@@ -71,6 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     nodes = commands.add_parser("nodes", help="list the available nodes")
     nodes.add_argument("--json", action="store_true", help="the schema in the shape of /object_info")
+
+    models = commands.add_parser("models", help="list or download depth models")
+    models.add_argument("--models-dir", type=Path, help="the models folder (default: models/)")
+    actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the models the loader can pick")
+    fetch = actions.add_parser("fetch", help="download a model in diffusers layout (needs internet)")
+    fetch.add_argument(
+        "repo", nargs="?", default=DEFAULT_REPO, help=f"Hugging Face repo (default {DEFAULT_REPO})"
+    )
+    fetch.add_argument("--revision", help="a branch, tag or commit of the repo")
     return parser
 
 
@@ -95,6 +107,8 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         settings = _settings(args)
         if args.command == "nodes":
             return _nodes(args, _engine(settings, settings.file_store()))
+        if args.command == "models":
+            return _models(args, settings)
         document = _load(args.graph)
         files = _apply_overrides(document, args.overrides, settings)
         engine = _engine(settings, files)
@@ -359,6 +373,20 @@ def describe_nodes(definitions: Sequence[NodeDefinition]) -> str:
             outputs = ", ".join(output.label for output in definition.outputs) or "-"
             lines.append(textwrap.indent(f"in  {inputs or '-'}\nout {outputs}", "      "))
     return "\n".join(lines)
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "list":
+        for source in find_models(settings.models_dir):
+            print(source.describe())
+        return EXIT_OK
+    try:
+        folder = fetch_model(settings.models_dir, args.repo, args.revision)
+    except Exception as error:  # network, authentication, disk: all end the same way for the user
+        print(f"depthgraph: could not download {args.repo}: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{args.repo} is in {folder}; pick it with ckpt_name={folder.name}")
+    return EXIT_OK
 
 
 def _nodes(args: argparse.Namespace, engine: Engine) -> int:

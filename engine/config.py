@@ -44,11 +44,18 @@ class Settings:
     temp_dir: Path = Path("temp")
     custom_nodes_dirs: list[Path] = field(default_factory=lambda: [Path("custom_nodes")])
     device: str = "auto"
+    max_image_pixels: int = 64 * 2**20  # input images above this are refused (64 megapixels)
     dtype: str = "auto"  # weights: auto = float16 on CUDA/MPS, float32 on CPU; or float32, float16, bfloat16
     cache_budget: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
 
     def file_store(self) -> FileStore:
-        return FileStore(self.input_dir, self.output_dir, self.temp_dir, models_dir=self.models_dir)
+        return FileStore(
+            self.input_dir,
+            self.output_dir,
+            self.temp_dir,
+            models_dir=self.models_dir,
+            max_image_pixels=self.max_image_pixels,
+        )
 
 
 def parse_bytes(value: Any, what: str = "size") -> int:
@@ -108,6 +115,10 @@ def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
             if value not in DEVICE_CHOICES:
                 raise ConfigError(f"config file {path}: device must be one of {', '.join(DEVICE_CHOICES)}")
             settings.device = value
+        elif key == "max_image_pixels":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"config file {path}: max_image_pixels must be a positive whole number")
+            settings.max_image_pixels = value
         elif key == "dtype":
             if value not in DTYPES:
                 raise ConfigError(f"config file {path}: dtype must be one of {', '.join(DTYPES)}")

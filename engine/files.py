@@ -47,6 +47,7 @@ class FileStore:
     temp_dir: Path = Path("temp")
     extra_inputs: Mapping[str, Path] = field(default_factory=dict)
     models_dir: Path = Path("models")  # only listed (for the loader's choices), never written
+    max_image_pixels: int = 64 * 2**20  # larger input images are refused before decoding
 
     def folder(self, kind: FolderKind) -> Path:
         if kind == "input":

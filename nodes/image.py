@@ -43,7 +43,7 @@ def _file_hash(inputs: Mapping[str, Any], files: FileStore) -> str:
     fingerprint=_file_hash,
 )
 def load_image(image: str, context: NodeContext) -> tuple[torch.Tensor, torch.Tensor]:
-    return read_image(context.files.resolve_input(image))
+    return read_image(context.files.resolve_input(image), context.files.max_image_pixels)
 
 
 def _save(

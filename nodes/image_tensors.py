@@ -43,11 +43,20 @@ def resize_with_pillow(
     return torch.from_numpy(np.stack(resized)).to(images.device)
 
 
-def read_image(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def read_image(path: Path, max_pixels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Read an image file: EXIF orientation applied, every frame of the first frame's size as a batch,
-    and the mask from its alpha channel (transparent = 1, to regenerate; no alpha = all zeros)."""
+    and the mask from its alpha channel (transparent = 1, to regenerate; no alpha = all zeros).
+    Images with no pixels, or more than `max_pixels`, are refused before they are decoded."""
     try:
         with Image.open(path) as opened:
+            width, height = opened.size
+            if width == 0 or height == 0:
+                raise ImageReadError(f"{path.name} is {width}×{height}: it has no pixels")
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageReadError(
+                    f"{path.name} is {width}×{height} ({width * height / 1e6:.0f} MP), more than the "
+                    f"{max_pixels / 1e6:.0f} MP limit; scale it down or raise max_image_pixels (settings)"
+                )
             images: list[np.ndarray] = []
             masks: list[np.ndarray] = []
             for frame in ImageSequence.Iterator(opened):
@@ -63,6 +72,8 @@ def read_image(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
                 else:
                     masks.append(np.zeros(array.shape[:2], dtype=np.float32))
                 images.append(array)
+    except ImageReadError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(
             f"{path.name} is not an image that can be read ({error}); use PNG, JPEG or WebP"

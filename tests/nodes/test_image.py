@@ -293,3 +293,16 @@ def test_every_scale_method_gives_the_size_asked_within_range(method: str, width
 
     assert scaled.shape == (2, height, width, 3) and scaled.dtype == torch.float32
     assert scaled.min() >= 0.0 and scaled.max() <= 1.0
+
+
+def test_an_image_above_the_pixel_limit_is_refused_before_decoding(tmp_path: Path) -> None:
+    from nodes.image_tensors import ImageReadError, read_image
+
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 200)).save(path)
+    with pytest.raises(
+        ImageReadError, match=r"big.png is 300×200 .* limit; scale it down or raise max_image_pixels"
+    ):
+        read_image(path, max_pixels=50_000)
+    images, _ = read_image(path, max_pixels=60_000)
+    assert images.shape == (1, 200, 300, 3)

@@ -1,0 +1,190 @@
+"""The depth-to-image graph on the built-in tiny model: what re-runs when a user changes one thing,
+what loads lazily, and what bad input gets."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.config import Settings
+from engine.models.manager import ModelError, ModelHandle, ModelManager
+from engine.runtime import Engine
+from engine.validation import Code
+from nodes.sampling import prepare_depth
+from nodes.text import encode_text
+from nodes.vae import encode_image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    (tmp_path / "input").mkdir()
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(tmp_path / "input" / "photo.png")
+    settings = Settings(
+        models_dir=tmp_path / "models",
+        input_dir=tmp_path / "input",
+        output_dir=tmp_path / "output",
+        temp_dir=tmp_path / "temp",
+        custom_nodes_dirs=[],
+        device="cpu",
+    )
+    yield Engine(settings)
+
+
+def depth2img(steps: int = 3) -> dict[str, Any]:
+    """The shipped graph, on the test photo and with few steps."""
+    document = json.loads((ROOT / "graphs" / "depth2img.json").read_text())
+    prompt = copy.deepcopy(document["nodes"])
+    prompt["2"]["inputs"]["image"] = "photo.png"
+    prompt["8"]["inputs"]["steps"] = steps
+    return prompt
+
+
+def test_the_graph_saves_an_image_and_its_depth_map(engine: Engine) -> None:
+    result = engine.run(depth2img())
+    assert result.status == "success", result.error
+    saved = [
+        engine.files.output_dir / image["filename"]
+        for ui in result.outputs.values()
+        for image in ui["images"]
+    ]
+    assert len(saved) == 2
+    with Image.open(saved[0]) as picture:
+        assert picture.size == (64, 64)  # cropped to multiples of 64
+        assert "prompt" in picture.text and "workflow" not in picture.text
+
+
+def test_changing_only_the_prompt_does_not_rerun_loading_depth_or_encoding(engine: Engine) -> None:
+    prompt = depth2img()
+    engine.run(prompt)
+    prompt["5"]["inputs"]["text"] = "a watercolour of two knights"
+    result = engine.run(prompt)
+    # Prompt encoding, sampling, decoding and saving re-run; loading, depth, VAE encoding, noise do not.
+    assert sorted(result.executed, key=int) == ["5", "9", "10", "11"]
+
+
+def test_changing_only_the_seed_does_not_rerun_text_encoding(engine: Engine) -> None:
+    prompt = depth2img()
+    engine.run(prompt)
+    prompt["8"]["inputs"]["seed"] = 1234
+    result = engine.run(prompt)
+    assert sorted(result.executed, key=int) == ["8", "9", "10", "11"]
+
+
+def test_an_identical_second_run_executes_nothing(engine: Engine) -> None:
+    engine.run(depth2img())
+    again = engine.run(depth2img())
+    assert again.executed == []
+    assert set(again.outputs) == {"11", "13"}
+
+
+def test_a_graph_that_only_estimates_depth_never_loads_the_unet(engine: Engine) -> None:
+    prompt = {key: value for key, value in depth2img().items() if key in {"1", "2", "3", "4", "12", "13"}}
+    assert engine.run(prompt).status == "success"
+    loaded = {component for _, component in engine.models.loaded()}
+    assert loaded == {"depth_estimator", "feature_extractor"}
+
+
+@pytest.mark.parametrize(
+    ("node_id", "name", "value", "code"),
+    [
+        ("8", "steps", 0, Code.VALUE_SMALLER_THAN_MIN),
+        ("8", "strength", 1.5, Code.VALUE_BIGGER_THAN_MAX),
+        ("8", "strength", -0.1, Code.VALUE_SMALLER_THAN_MIN),
+        ("9", "cfg", -1.0, Code.VALUE_SMALLER_THAN_MIN),
+        ("8", "scheduler", "k_lms", Code.VALUE_NOT_IN_LIST),
+        ("1", "ckpt_name", "no-such-model", Code.VALUE_NOT_IN_LIST),
+    ],
+)
+def test_out_of_range_settings_are_refused_before_running(
+    engine: Engine, node_id: str, name: str, value: Any, code: Code
+) -> None:
+    prompt = depth2img()
+    prompt[node_id]["inputs"][name] = value
+    issues = engine.validate(prompt).issues
+    assert [(issue.code, issue.node_id, issue.input_name) for issue in issues] == [(code, node_id, name)]
+
+
+def test_a_missing_model_names_where_it_looked_and_what_to_do(tmp_path: Path) -> None:
+    manager = ModelManager(tmp_path / "models")
+    with pytest.raises(ModelError) as caught:
+        manager.find("stable-diffusion-2-depth")
+    message = str(caught.value)
+    assert str((tmp_path / "models").resolve()) in message
+    assert "depthgraph models fetch" in message and "tiny-random" in message
+
+
+def test_a_model_that_is_not_a_depth_model_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "models" / "sd21"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+    (folder / "unet" / "config.json").write_text(json.dumps({"in_channels": 4}))
+    manager = ModelManager(tmp_path / "models")
+    with pytest.raises(
+        ModelError, match="not a depth model: its UNet takes 4 channels, the depth model takes 5"
+    ):
+        manager.load("sd21", "unet")
+
+
+def test_corrupt_weights_give_an_error_naming_the_folder(tmp_path: Path) -> None:
+    from engine.models.tiny import build_tiny
+
+    folder = tmp_path / "models" / "broken"
+    build_tiny("vae").save_pretrained(folder / "vae")
+    (folder / "model_index.json").write_text("{}")
+    weights = folder / "vae" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated download
+    with pytest.raises(ModelError) as caught:
+        ModelManager(tmp_path / "models").load("broken", "vae")
+    assert str(folder / "vae") in str(caught.value) and "corrupt" in str(caught.value)
+
+
+def test_a_long_prompt_is_cut_at_77_tokens_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    clip = ModelHandle(ModelManager(), "tiny-random")
+    with caplog.at_level(logging.WARNING):
+        embeddings = encode_text(clip, "word " * 120)
+    assert embeddings.shape[:2] == (1, 77)
+    assert "longer than 77 tokens" in caplog.text
+
+
+def test_a_constant_depth_map_conditions_without_nan() -> None:
+    flat = prepare_depth(torch.full((1, 1, 24, 24), 3.0), (8, 8), 1)
+    assert torch.equal(flat, torch.zeros(1, 1, 8, 8))
+    ramp = prepare_depth(torch.linspace(0, 1, 24).expand(1, 1, 24, 24), (8, 8), 2)
+    assert ramp.shape == (2, 1, 8, 8) and ramp.min() == -1.0 and ramp.max() == 1.0
+
+
+def test_an_image_whose_sides_are_not_multiples_of_8_is_refused_with_the_fix() -> None:
+    vae = ModelHandle(ModelManager(), "tiny-random")
+    with pytest.raises(
+        ValueError, match=r"is 60×64; the model needs sides that are multiples of 8 .* ImageSizeForModel"
+    ):
+        encode_image(vae, torch.zeros(1, 64, 60, 3))
+
+
+def test_the_example_graphs_run_on_the_tiny_model_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "example.jpg").write_bytes((ROOT / "input" / "example.jpg").read_bytes())
+    graph = ROOT / "graphs" / "depth2img.json"
+    code = main(["run", str(graph), "--set", "8.steps=2", "--set", "3.multiple=64", "--output-dir", "out"])
+    assert code == 0
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        "depth2img_00001.png",
+        "depth2img_depth_00001.png",
+    ]
