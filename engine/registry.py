@@ -40,6 +40,8 @@ WIDGET_TYPES = frozenset({INT, FLOAT, STRING, BOOLEAN, COMBO})
 ANY = "*"
 
 OptionsSource = Sequence[str] | Callable[["FileStore"], Sequence[str]]
+# For dynamic choices: what to tell a user whose value is not there (where it was looked for, what to do).
+MissingHint = Callable[["FileStore", str], str]
 Fingerprint = Callable[[Mapping[str, Any], "FileStore"], str]
 
 
@@ -59,6 +61,7 @@ class InputSpec:
     multiline: bool = False
     display: str | None = None  # "slider" or "number" for numeric widgets
     upload: str | None = None  # "image" adds the editor's upload button (ComfyUI's image_upload)
+    missing_hint: MissingHint | None = None
     tooltip: str = ""
 
     @property
@@ -128,10 +131,20 @@ class Input:
         optional: bool = False,
         upload: str | None = None,
         tooltip: str = "",
+        missing_hint: MissingHint | None = None,
     ) -> InputSpec:
         if default is None and not callable(options) and options:
             default = options[0]
-        return InputSpec(name, COMBO, not optional, default, options=options, upload=upload, tooltip=tooltip)
+        return InputSpec(
+            name,
+            COMBO,
+            not optional,
+            default,
+            options=options,
+            upload=upload,
+            tooltip=tooltip,
+            missing_hint=missing_hint,
+        )
 
 
 @dataclass(frozen=True)

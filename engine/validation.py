@@ -287,6 +287,8 @@ def _check_constant(
     if spec.type == COMBO:
         choices = spec.choices(files)
         if coerced not in choices:
+            if spec.missing_hint is not None:
+                return Code.VALUE_NOT_IN_LIST, spec.missing_hint(files, coerced)
             if not choices:
                 return Code.VALUE_NOT_IN_LIST, f"{coerced!r} is not available: there are no choices"
             shown = ", ".join(repr(choice) for choice in list(choices)[:12])

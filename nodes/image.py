@@ -24,6 +24,13 @@ def _input_images(files: FileStore) -> Sequence[str]:
     return files.list_inputs()
 
 
+def _where_inputs_are(files: FileStore, name: str) -> str:
+    return (
+        f"{name!r} is not an image in the input folder {files.input_dir.resolve()}; put it there, "
+        "upload it, or name any file with --set NODE.image=PATH on the command line"
+    )
+
+
 def _file_hash(inputs: Mapping[str, Any], files: FileStore) -> str:
     """The image file's content hash, so editing the file re-runs the node."""
     digest = hashlib.sha256()
@@ -38,7 +45,15 @@ def _file_hash(inputs: Mapping[str, Any], files: FileStore) -> str:
     display_name="Load Image",
     category="image",
     description="Loads a PNG, JPEG or WebP from the input folder, upright; transparency becomes the mask.",
-    inputs=[Input.combo("image", _input_images, upload="image", tooltip="a file in the input folder")],
+    inputs=[
+        Input.combo(
+            "image",
+            _input_images,
+            upload="image",
+            tooltip="a file in the input folder",
+            missing_hint=_where_inputs_are,
+        )
+    ],
     outputs=[Output(IMAGE), Output(MASK)],
     fingerprint=_file_hash,
 )

@@ -17,6 +17,15 @@ def _model_choices(files: FileStore) -> Sequence[str]:
     return model_names(files.models_dir)
 
 
+def _where_models_are(files: FileStore, name: str) -> str:
+    available = ", ".join(repr(choice) for choice in model_names(files.models_dir))
+    return (
+        f"model {name!r} was not found: searched {files.models_dir.resolve()} for a folder {name!r} with "
+        f"model_index.json (diffusers layout). Place the model folder there, pass --models-dir, or run "
+        f"`depthgraph models fetch` on a machine with internet. Available: {available}"
+    )
+
+
 def _model_fingerprint(inputs: Mapping[str, Any], files: FileStore) -> str:
     for source in find_models(files.models_dir):
         if source.name == inputs["ckpt_name"]:
@@ -35,6 +44,7 @@ def _model_fingerprint(inputs: Mapping[str, Any], files: FileStore) -> str:
             _model_choices,
             default=TINY_MODEL,
             tooltip="a diffusers-layout folder in the models folder; tiny-random makes noise, for tests",
+            missing_hint=_where_models_are,
         )
     ],
     outputs=[Output(MODEL), Output(CLIP), Output(VAE), Output(DEPTH_MODEL)],

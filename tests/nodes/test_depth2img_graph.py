@@ -188,3 +188,23 @@ def test_the_example_graphs_run_on_the_tiny_model_from_the_command_line(
         "depth2img_00001.png",
         "depth2img_depth_00001.png",
     ]
+
+
+def test_an_unknown_model_name_says_where_it_looked_before_running(engine: Engine) -> None:
+    prompt = depth2img()
+    prompt["1"]["inputs"]["ckpt_name"] = "stable-diffusion-2-depth"
+    (issue,) = engine.validate(prompt).issues
+    assert str(engine.settings.models_dir.resolve()) in issue.message
+    assert "depthgraph models fetch" in issue.message
+
+
+def test_with_a_zero_noise_mask_the_sampler_returns_the_original_latents() -> None:
+    from nodes.latent import noise_latent
+    from nodes.sampling import sample
+
+    model = ModelHandle(ModelManager(), "tiny-random")
+    latent = noise_latent(model, encode_image(model, torch.rand(1, 32, 32, 3)), 5, 0.8, 4, "ddim")
+    latent["noise_mask"] = torch.zeros(1, 1, 4, 4)
+    text = encode_text(model, "a cat")
+    result = sample(model, text, text, torch.rand(1, 1, 24, 24), latent, 5.0)
+    assert torch.allclose(result, latent["init"])
