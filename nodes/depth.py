@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -16,24 +14,38 @@ from nodes.image_tensors import tensor_to_pil
 PREPROCESSING = ("diffusers", "stability")
 
 
-@contextlib.contextmanager
-def _any_input_size(estimator: Any, height: int, width: int) -> Iterator[None]:
-    """transformers' DPT-hybrid refuses inputs other than its configured 384×384, although its
-    position embeddings are resized to any grid; Stability's aspect-keeping preprocessing needs that."""
+def _predict(estimator: Any, pixels: torch.Tensor) -> torch.Tensor:
+    """DPT-hybrid's predicted depth [B, h, w] for pixels of any size that is a multiple of 16.
+
+    transformers' DPT-hybrid only takes its configured 384×384: its embeddings check the size and its
+    neck assumes a square grid, although the position embeddings are resized to any grid. Square inputs
+    use the model's own forward; others (Stability's aspect-keeping preprocessing) run the same stages
+    with the real grid.
+    """
+    height, width = pixels.shape[-2:]
+    if height == width:
+        return estimator(pixels).predicted_depth
     embeddings = estimator.dpt.embeddings
     configured = embeddings.image_size
     embeddings.image_size = (height, width)
     try:
-        yield
+        outputs = estimator.dpt(pixels, output_hidden_states=True)
     finally:
         embeddings.image_size = configured
+    features = list(outputs.intermediate_activations)  # the BiT stages, then chosen ViT layers
+    indices = estimator.config.backbone_out_indices[2:]
+    features.extend(state for index, state in enumerate(outputs.hidden_states[1:]) if index in indices)
+    patch = estimator.config.patch_size
+    predicted: torch.Tensor = estimator.head(estimator.neck(features, height // patch, width // patch))
+    return predicted
 
 
 def estimate_depth(depth_model: ModelHandle, image: torch.Tensor, preprocessing: str) -> torch.Tensor:
     """Relative inverse depth [B, 1, h, w] (larger = nearer) at the estimator's resolution.
 
     "diffusers": the image is squashed to 384×384, as the diffusers pipeline does. "stability": the
-    aspect ratio is kept (sides multiples of 32, at least 384), as Stability's own code does. Images go
+    aspect ratio is kept (scaled as little as possible towards 384, sides multiples of 32), as
+    Stability's own code does (MiDaS "minimal" resize). Images go
     to the processor as 8-bit Pillow images, never in half precision.
     """
     processor = depth_model.get("feature_extractor")
@@ -44,8 +56,8 @@ def estimate_depth(depth_model: ModelHandle, image: torch.Tensor, preprocessing:
     pictures = [tensor_to_pil(item) for item in image]
     pixels = processor(images=pictures, return_tensors="pt", **options).pixel_values
     pixels = pixels.to(device=estimator.device, dtype=torch.float32)
-    with torch.inference_mode(), _any_input_size(estimator, pixels.shape[-2], pixels.shape[-1]):
-        predicted = estimator(pixels).predicted_depth
+    with torch.inference_mode():
+        predicted = _predict(estimator, pixels)
     return predicted.unsqueeze(1).float()
 
 

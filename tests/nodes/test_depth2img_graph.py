@@ -208,3 +208,25 @@ def test_with_a_zero_noise_mask_the_sampler_returns_the_original_latents() -> No
     text = encode_text(model, "a cat")
     result = sample(model, text, text, torch.rand(1, 1, 24, 24), latent, 5.0)
     assert torch.allclose(result, latent["init"])
+
+
+def test_stability_preprocessing_keeps_the_aspect_ratio() -> None:
+    from nodes.depth import estimate_depth
+
+    model = ModelHandle(ModelManager(), "tiny-random")
+    wide = torch.rand(1, 64, 128, 3)
+    squashed = estimate_depth(model, wide, "diffusers")
+    kept = estimate_depth(model, wide, "stability")
+    assert squashed.shape == (1, 1, 384, 384)
+    assert kept.shape[0:2] == (1, 1) and kept.shape[3] == 2 * kept.shape[2]
+    assert kept.shape[2] % 32 == 0 and max(kept.shape[2:]) == 384  # MiDaS' "minimal" resize
+    assert torch.isfinite(kept).all()
+
+
+def test_models_stay_resident_between_runs(engine: Engine) -> None:
+    engine.run(depth2img())
+    unet = engine.models.load("tiny-random", "unet")
+    prompt = depth2img()
+    prompt["8"]["inputs"]["seed"] = 77
+    engine.run(prompt)
+    assert engine.models.load("tiny-random", "unet") is unet
