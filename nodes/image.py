@@ -15,6 +15,7 @@ from engine.files import FileStore, FolderKind
 from engine.registry import Input, NodeOutput, Output, node
 from engine.sockets import IMAGE, MASK
 from nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
+from nodes.parameters import generation_parameters
 
 SCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 MAX_SIDE = 16384
@@ -65,6 +66,9 @@ def _save(
     images: torch.Tensor, prefix: str, kind: FolderKind, compress_level: int, context: NodeContext
 ) -> NodeOutput:
     metadata = png_metadata({"prompt": dict(context.prompt), "workflow": context.workflow})
+    parameters = generation_parameters(context.prompt, context.node_id, images.shape[2], images.shape[1])
+    if parameters:
+        metadata.add_text("parameters", parameters)
     saved = []
     for index, image in enumerate(images):
         path, subfolder, filename = context.files.reserve_output(prefix, ".png", kind)

@@ -230,3 +230,19 @@ def test_models_stay_resident_between_runs(engine: Engine) -> None:
     prompt["8"]["inputs"]["seed"] = 77
     engine.run(prompt)
     assert engine.models.load("tiny-random", "unet") is unet
+
+
+def test_saved_images_carry_the_usual_generation_parameters(engine: Engine) -> None:
+    result = engine.run(depth2img())
+    image = result.outputs["11"]["images"][0]
+    with Image.open(engine.files.output_dir / image["filename"]) as picture:
+        lines = picture.text["parameters"].splitlines()
+    assert lines[0].startswith("photo of a knight")
+    assert lines[1] == "Negative prompt: bad, deformed, ugly, bad anatomy, blurry"
+    assert lines[2] == (
+        "Steps: 3, Sampler: pndm, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: tiny-random, "
+        "Denoising strength: 1.0"
+    )
+    depth_image = result.outputs["13"]["images"][0]
+    with Image.open(engine.files.output_dir / depth_image["filename"]) as picture:
+        assert "parameters" not in picture.text  # the depth map was not sampled
