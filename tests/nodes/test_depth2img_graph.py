@@ -246,3 +246,34 @@ def test_saved_images_carry_the_usual_generation_parameters(engine: Engine) -> N
     depth_image = result.outputs["13"]["images"][0]
     with Image.open(engine.files.output_dir / depth_image["filename"]) as picture:
         assert "parameters" not in picture.text  # the depth map was not sampled
+
+
+def test_weights_default_to_half_precision_on_gpus_and_float32_on_the_cpu() -> None:
+    from engine.models.manager import resolve_dtype
+
+    assert resolve_dtype("cuda") == torch.float16
+    assert resolve_dtype("mps") == torch.float16
+    assert resolve_dtype("cpu") == torch.float32
+    assert resolve_dtype("cuda", "bfloat16") == torch.bfloat16
+    with pytest.raises(ModelError, match="unknown dtype"):
+        resolve_dtype("cuda", "float8")
+
+
+def test_a_half_precision_model_gets_its_inputs_in_its_dtype(tmp_path: Path) -> None:
+    """What MPS and CUDA users run: bfloat16 weights (float16 matmuls are slow on CPU), float32 depth."""
+    (tmp_path / "input").mkdir()
+    Image.fromarray(np.full((64, 64, 3), 90, dtype=np.uint8)).save(tmp_path / "input" / "photo.png")
+    settings = Settings(
+        input_dir=tmp_path / "input",
+        output_dir=tmp_path / "output",
+        temp_dir=tmp_path / "temp",
+        models_dir=tmp_path / "models",
+        custom_nodes_dirs=[],
+        device="cpu",
+        dtype="bfloat16",
+    )
+    engine = Engine(settings)
+    result = engine.run(depth2img(steps=2))
+    assert result.status == "success", result.error
+    assert engine.models.load("tiny-random", "unet").dtype == torch.bfloat16
+    assert engine.models.load("tiny-random", "depth_estimator").dtype == torch.float32
