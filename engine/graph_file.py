@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.migrations import FORMAT_VERSION, MigrationError, migrate
+from engine.png_text import PngTextError, read_png_text
 
 FORMAT_NAME = "depthgraph"
 GraphKind = Literal["api", "depthgraph"]
@@ -136,9 +137,28 @@ def _depthgraph_document(data: dict[str, Any], source: str) -> GraphDocument:
     )
 
 
-def load_graph(path: Path) -> GraphDocument:
-    """Read a graph file, with a clear `GraphFileError` for a missing, unreadable or malformed one."""
+def graph_from_png(data: bytes, source: str) -> GraphDocument:
+    """The graph SaveImage embedded in a PNG: its editor form ("workflow") if present, else its API
+    form ("prompt")."""
     try:
+        texts = read_png_text(data)
+    except PngTextError as error:
+        raise GraphFileError(f"{source} cannot be read: {error}") from None
+    for key in ("workflow", "prompt"):
+        if key in texts:
+            document = parse_graph(texts[key], f"the {key!r} text of {source}")
+            if key == "workflow" and document.kind == "api":
+                continue  # an editor workflow of another tool: fall back to the API form
+            return document
+    raise GraphFileError(f"{source} is a PNG without an embedded graph; images saved by SaveImage carry one")
+
+
+def load_graph(path: Path) -> GraphDocument:
+    """Read a graph file (or a PNG saved by SaveImage), with a clear `GraphFileError` for a missing,
+    unreadable or malformed one."""
+    try:
+        if path.suffix.lower() == ".png":
+            return graph_from_png(path.read_bytes(), str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GraphFileError(f"{path} does not exist") from None
