@@ -163,11 +163,11 @@ def test_json_past_pythons_limits_is_refused_as_a_graph_file_error(text: str) ->
 
 
 def test_a_missing_file_a_folder_and_a_binary_file_are_refused(tmp_path: Path) -> None:
-    (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00")
+    (tmp_path / "binary.json").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00")
     for name, words in [
         ("missing.json", "does not exist"),
         (".", "is a folder"),
-        ("picture.png", "is not a text file"),
+        ("binary.json", "is not a text file"),
     ]:
         with pytest.raises(GraphFileError, match=words) as raised:
             load_graph(tmp_path / name)
