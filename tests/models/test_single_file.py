@@ -1,0 +1,125 @@
+"""Single-file depth checkpoints (LDM/MiDaS names) load to exactly the tensors of the diffusers folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from engine.models.manager import ModelError
+from engine.models.single_file import (
+    DEPTH_PREFIX,
+    DepthModelConfigs,
+    convert_midas,
+    load_single_file,
+    midas_key_to_dpt,
+    read_state_dict,
+)
+from engine.models.tiny import build_tiny
+from tests.models.ldm_export import dpt_to_midas, text_to_open_clip, unet_to_ldm, vae_to_ldm
+
+PARTS = ("unet", "vae", "text_encoder", "depth_estimator")
+
+
+@pytest.fixture(scope="module")
+def tiny() -> dict[str, Any]:
+    return {part: build_tiny(part) for part in PARTS}
+
+
+def configs_of(tiny: dict[str, Any]) -> DepthModelConfigs:
+    return DepthModelConfigs(
+        unet=dict(tiny["unet"].config),
+        vae=dict(tiny["vae"].config),
+        text_encoder=tiny["text_encoder"].config.to_dict(),
+        depth_estimator=tiny["depth_estimator"].config.to_dict(),
+    )
+
+
+def single_file_state(tiny: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The tiny model as a 512-depth-ema file lays it out, with the extra keys such files carry."""
+    state: dict[str, torch.Tensor] = {}
+    state.update(unet_to_ldm(tiny["unet"].state_dict(), tiny["unet"].config))
+    state.update(vae_to_ldm(tiny["vae"].state_dict(), tiny["vae"].config))
+    state.update(text_to_open_clip(tiny["text_encoder"].state_dict()))
+    state.update(
+        dpt_to_midas(tiny["depth_estimator"].state_dict(), tiny["depth_estimator"].config.hidden_size)
+    )
+    state["betas"] = torch.linspace(0.00085, 0.012, 1000)
+    state[DEPTH_PREFIX + "pretrained.model.head.weight"] = torch.zeros(10, 32)  # timm's unused classifier
+    return {key: value.contiguous().clone() for key, value in state.items()}
+
+
+def test_midas_names_map_onto_every_dpt_weight(tiny: dict[str, Any]) -> None:
+    estimator = tiny["depth_estimator"]
+    midas = {
+        key[len(DEPTH_PREFIX) :]: value
+        for key, value in single_file_state(tiny).items()
+        if key.startswith(DEPTH_PREFIX)
+    }
+    converted = convert_midas(midas, estimator.config.hidden_size, estimator.config.num_hidden_layers)
+    assert set(converted) == set(estimator.state_dict())
+    assert midas_key_to_dpt("scratch.refinenet4.resConfUnit1.conv2.bias") == (
+        "neck.fusion_stage.layers.0.residual_layer1.convolution2.bias"
+    )
+    assert midas_key_to_dpt("pretrained.model.patch_embed.backbone.stages.1.blocks.0.conv1.weight") == (
+        "dpt.embeddings.backbone.bit.encoder.stages.1.layers.0.conv1.weight"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_a_single_file_loads_to_the_same_tensors_as_the_folder(
+    tiny: dict[str, Any], tmp_path: Path, suffix: str
+) -> None:
+    state = single_file_state(tiny)
+    path = tmp_path / f"512-depth-ema{suffix}"
+    if suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save({"state_dict": state, "global_step": 0}, path)
+    loaded = load_single_file(path, configs_of(tiny))
+    for part in PARTS:
+        expected = tiny[part].state_dict()
+        actual = loaded[part].state_dict()
+        assert set(actual) == set(expected), part
+        for key, value in expected.items():
+            assert torch.equal(actual[key], value), f"{part}: {key}"
+
+
+def test_a_checkpoint_that_is_not_a_depth_model_says_so(tiny: dict[str, Any], tmp_path: Path) -> None:
+    state = single_file_state(tiny)
+    first = "model.diffusion_model.input_blocks.0.0.weight"
+    state[first] = state[first][:, :4].contiguous()
+    path = tmp_path / "v2-1_512-ema-pruned.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(
+        ModelError, match="is not a depth model: its UNet takes 4 channels, the depth model takes 5"
+    ):
+        load_single_file(path, configs_of(tiny))
+
+
+def test_a_depth_unet_without_midas_weights_is_refused(tiny: dict[str, Any], tmp_path: Path) -> None:
+    state = {key: value for key, value in single_file_state(tiny).items() if not key.startswith(DEPTH_PREFIX)}
+    path = tmp_path / "no-midas.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(ModelError, match="no MiDaS depth weights"):
+        load_single_file(path, configs_of(tiny))
+
+
+def test_truncated_corrupt_and_unsafe_files_are_named_in_the_error(tmp_path: Path) -> None:
+    truncated = tmp_path / "cut.safetensors"
+    save_file({"x": torch.zeros(1000)}, str(truncated))
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    with pytest.raises(ModelError, match="cut.safetensors.*truncated or corrupt"):
+        read_state_dict(truncated)
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, tuple[str]]:
+            return (print, ("this must never run",))
+
+    unsafe = tmp_path / "unsafe.ckpt"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": Payload()}, unsafe)
+    with pytest.raises(ModelError, match="unsafe.ckpt"):
+        read_state_dict(unsafe)
