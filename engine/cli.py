@@ -24,7 +24,8 @@ from engine.events import Event, NodeExecuting, NodesCached, Progress
 from engine.files import FOLDER_KINDS, FileStore
 from engine.graph_file import GraphDocument, GraphFileError, load_graph
 from engine.models.fetch import DEFAULT_REPO, fetch_model
-from engine.models.manager import find_models
+from engine.models.manager import ModelError, find_models
+from engine.models.sd2_depth import convert_checkpoint
 from engine.registry import NodeDefinition
 from engine.runtime import Engine
 from engine.scheduler import RunResult
@@ -83,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         "repo", nargs="?", default=DEFAULT_REPO, help=f"Hugging Face repo (default {DEFAULT_REPO})"
     )
     fetch.add_argument("--revision", help="a branch, tag or commit of the repo")
+    convert = actions.add_parser("convert", help="write a single-file checkpoint as a diffusers folder")
+    convert.add_argument("checkpoint", type=Path, help="512-depth-ema.ckpt or .safetensors")
+    convert.add_argument("folder", type=Path, help="the new model folder to write")
     return parser
 
 
@@ -379,6 +383,16 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "list":
         for source in find_models(settings.models_dir):
             print(source.describe())
+        return EXIT_OK
+    if args.action == "convert":
+        if not args.checkpoint.is_file():
+            raise UsageError(f"checkpoint {args.checkpoint} does not exist")
+        try:
+            folder = convert_checkpoint(args.checkpoint, args.folder)
+        except ModelError as error:
+            print(f"depthgraph: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"{args.checkpoint} is now the diffusers folder {folder}")
         return EXIT_OK
     try:
         folder = fetch_model(settings.models_dir, args.repo, args.revision)

@@ -21,7 +21,8 @@ def _where_models_are(files: FileStore, name: str) -> str:
     available = ", ".join(repr(choice) for choice in model_names(files.models_dir))
     return (
         f"model {name!r} was not found: searched {files.models_dir.resolve()} for a folder {name!r} with "
-        f"model_index.json (diffusers layout). Place the model folder there, pass --models-dir, or run "
+        f"model_index.json (diffusers layout) or a checkpoint file {name!r}. Place it there, pass "
+        "--models-dir, or run "
         f"`depthgraph models fetch` on a machine with internet. Available: {available}"
     )
 
@@ -43,7 +44,7 @@ def _model_fingerprint(inputs: Mapping[str, Any], files: FileStore) -> str:
             "ckpt_name",
             _model_choices,
             default=TINY_MODEL,
-            tooltip="a diffusers-layout folder in the models folder; tiny-random makes noise, for tests",
+            tooltip="a diffusers folder or .ckpt/.safetensors file in models/; tiny-random makes noise",
             missing_hint=_where_models_are,
         )
     ],

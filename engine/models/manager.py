@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from engine.models.tiny import TINY_MODEL, build_tiny
 
-ModelKind = Literal["tiny", "diffusers"]
+ModelKind = Literal["tiny", "diffusers", "single_file"]
+SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors")
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "depth_estimator", "feature_extractor")
 WEIGHTED = frozenset({"unet", "vae", "text_encoder", "depth_estimator"})
 DEPTH_UNET_CHANNELS = 5
@@ -43,14 +44,15 @@ class ModelSource:
     def describe(self) -> str:
         if self.kind == "tiny":
             return f"{self.name}  (built-in test model with random weights: its images are noise)"
+        if self.kind == "single_file":
+            return f"{self.name}  (single-file checkpoint {self.path})"
         return f"{self.name}  (diffusers folder {self.path})"
 
     def fingerprint(self) -> str:
         """Changes when the model on disk is replaced, so loader results are not reused."""
         if self.path is None:
             return self.kind
-        index = self.path / "model_index.json"
-        stat = index.stat()
+        stat = (self.path if self.kind == "single_file" else self.path / "model_index.json").stat()
         return f"{self.kind}:{self.path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
 
 
@@ -60,11 +62,15 @@ def _is_diffusers_folder(path: Path) -> bool:
 
 def find_models(models_dir: Path) -> list[ModelSource]:
     """`tiny-random`, then every diffusers-layout folder in `models_dir` (one or two levels deep,
-    so both `models/sd2-depth` and `models/stabilityai/stable-diffusion-2-depth` are found)."""
+    so both `models/sd2-depth` and `models/stabilityai/stable-diffusion-2-depth` are found), then
+    every single-file checkpoint (`512-depth-ema.ckpt` / `.safetensors`) in it."""
     sources = [ModelSource(TINY_MODEL, "tiny")]
     if not models_dir.is_dir():
         return sources
+    files = []
     for path in sorted(models_dir.iterdir()):
+        if path.is_file() and path.suffix in SINGLE_FILE_SUFFIXES:
+            files.append(ModelSource(path.name, "single_file", path))
         if not path.is_dir():
             continue
         if _is_diffusers_folder(path):
@@ -73,7 +79,7 @@ def find_models(models_dir: Path) -> list[ModelSource]:
         for inner in sorted(path.iterdir()):
             if inner.is_dir() and _is_diffusers_folder(inner):
                 sources.append(ModelSource(f"{path.name}/{inner.name}", "diffusers", inner))
-    return sources
+    return sources + files
 
 
 def model_names(models_dir: Path) -> list[str]:
@@ -100,6 +106,8 @@ class ModelManager:
     dtype_preference: str = "auto"
     _loaded: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The architecture single-file checkpoints are read into (SD2-depth's unless a test says otherwise).
+    single_file_configs: Any = None
 
     @property
     def dtype(self) -> Any:
@@ -116,7 +124,7 @@ class ModelManager:
         available = ", ".join(source.name for source in self.sources())
         raise ModelError(
             f"model {name!r} was not found. Searched {searched} for a folder {name!r} with "
-            f"model_index.json (diffusers layout). Place the model folder there, or run "
+            f"model_index.json (diffusers layout) or a checkpoint file {name!r}. Place it there, or run "
             f"`depthgraph models fetch` on a machine with internet. Available: {available}"
         )
 
@@ -128,7 +136,12 @@ class ModelManager:
         with self._lock:
             if key not in self._loaded:
                 source = self.find(name)
-                self._loaded[key] = self._place(component, self._read(source, component))
+                if source.kind == "single_file" and component in WEIGHTED:
+                    # One read of the file converts all four weighted parts; all stay resident.
+                    for part, module in self._read_single_file(source).items():
+                        self._loaded[(name, part)] = self._place(part, module)
+                else:
+                    self._loaded[key] = self._place(component, self._read(source, component))
             return self._loaded[key]
 
     def loaded(self) -> list[tuple[str, str]]:
@@ -145,10 +158,23 @@ class ModelManager:
 
             torch.cuda.empty_cache()
 
+    def _read_single_file(self, source: ModelSource) -> dict[str, Any]:
+        from engine.models.sd2_depth import SD2_DEPTH
+        from engine.models.single_file import load_single_file
+
+        assert source.path is not None
+        return load_single_file(source.path, self.single_file_configs or SD2_DEPTH)
+
     def _read(self, source: ModelSource, component: str) -> Any:
         if source.kind == "tiny":
             return build_tiny(component)
         assert source.path is not None
+        if source.kind == "single_file":
+            from engine.models.sd2_depth import find_tokenizer
+
+            if component == "tokenizer":
+                return find_tokenizer(source.path.parent)
+            return build_tiny(component)  # scheduler and image processor: SD2-depth's, same as tiny's
         return load_diffusers_component(source.path, component, self.dtype)
 
     def _place(self, component: str, value: Any) -> Any:

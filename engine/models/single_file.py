@@ -24,7 +24,6 @@ UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 TEXT_PREFIX = "cond_stage_model.model."
 DEPTH_PREFIX = "depth_model.model."
-SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors", ".pt", ".pth")
 StateDict = dict[str, Any]
 
 

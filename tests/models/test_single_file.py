@@ -123,3 +123,78 @@ def test_truncated_corrupt_and_unsafe_files_are_named_in_the_error(tmp_path: Pat
     torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": Payload()}, unsafe)
     with pytest.raises(ModelError, match=r"unsafe\.ckpt"):
         read_state_dict(unsafe)
+
+
+def test_the_graph_on_a_single_file_paints_what_it_paints_on_the_same_weights_built_in(
+    tiny: dict[str, Any], tmp_path: Path
+) -> None:
+    """The tiny model exported as `512-depth-ema.safetensors` is the built-in tiny-random model, so the
+    depth-to-image graph must give the very same image on both."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from engine.config import Settings
+    from engine.runtime import Engine
+
+    models = tmp_path / "models"
+    models.mkdir()
+    save_file(single_file_state(tiny), str(models / "512-depth-ema.safetensors"))
+    build_tiny("tokenizer").save_pretrained(models / "tokenizer")
+    (tmp_path / "input").mkdir()
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "input" / "photo.png")
+    engine = Engine(
+        Settings(
+            models_dir=models,
+            input_dir=tmp_path / "input",
+            output_dir=tmp_path / "output",
+            temp_dir=tmp_path / "temp",
+            custom_nodes_dirs=[],
+            device="cpu",
+        )
+    )
+    engine.models.single_file_configs = configs_of(tiny)
+    prompt = json.loads((Path(__file__).resolve().parents[2] / "graphs" / "depth2img.json").read_text())[
+        "nodes"
+    ]
+    prompt["2"]["inputs"]["image"] = "photo.png"
+    prompt["8"]["inputs"]["steps"] = 3
+    pictures = []
+    for model in ("512-depth-ema.safetensors", "tiny-random"):
+        prompt["1"]["inputs"]["ckpt_name"] = model
+        result = engine.run(prompt)
+        assert result.status == "success", result.error
+        saved = engine.files.output_dir / result.outputs["11"]["images"][0]["filename"]
+        pictures.append(np.asarray(Image.open(saved)))
+    assert np.array_equal(pictures[0], pictures[1])
+
+
+def test_a_single_file_without_a_tokenizer_says_where_to_get_one(
+    tiny: dict[str, Any], tmp_path: Path
+) -> None:
+    from engine.models.manager import ModelManager
+
+    save_file(single_file_state(tiny), str(tmp_path / "512-depth-ema.safetensors"))
+    manager = ModelManager(tmp_path)
+    with pytest.raises(ModelError, match=r"carry no tokenizer.*open_clip_torch"):
+        manager.load("512-depth-ema.safetensors", "tokenizer")
+
+
+def test_models_convert_writes_a_folder_diffusers_can_load(
+    tiny: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusers import StableDiffusionDepth2ImgPipeline
+
+    from engine.cli import main
+
+    monkeypatch.setattr("engine.models.sd2_depth.SD2_DEPTH", configs_of(tiny))
+    checkpoint = tmp_path / "512-depth-ema.safetensors"
+    save_file(single_file_state(tiny), str(checkpoint))
+    build_tiny("tokenizer").save_pretrained(tmp_path / "tokenizer")
+    assert main(["models", "convert", str(checkpoint), str(tmp_path / "converted")]) == 0
+    pipeline = StableDiffusionDepth2ImgPipeline.from_pretrained(tmp_path / "converted")
+    for key, value in tiny["unet"].state_dict().items():
+        assert torch.equal(pipeline.unet.state_dict()[key], value)
+    assert main(["models", "convert", str(checkpoint), str(tmp_path / "converted")]) == 1  # never overwrites
