@@ -198,3 +198,24 @@ def test_models_convert_writes_a_folder_diffusers_can_load(
     for key, value in tiny["unet"].state_dict().items():
         assert torch.equal(pipeline.unet.state_dict()[key], value)
     assert main(["models", "convert", str(checkpoint), str(tmp_path / "converted")]) == 1  # never overwrites
+
+
+def test_the_sd2_depth_configs_build_the_published_architecture() -> None:
+    """Single files carry no configs; ours must build SD2-depth's parts at their published sizes."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, DPTConfig, DPTForDepthEstimation
+
+    from engine.models.sd2_depth import SD2_DEPTH
+
+    with torch.device("meta"):  # shapes only, no memory
+        parts = {
+            "unet": UNet2DConditionModel.from_config(SD2_DEPTH.unet),
+            "vae": AutoencoderKL.from_config(SD2_DEPTH.vae),
+            "text_encoder": CLIPTextModel(CLIPTextConfig(**SD2_DEPTH.text_encoder)),
+            "depth_estimator": DPTForDepthEstimation(DPTConfig(**SD2_DEPTH.depth_estimator)),
+        }
+    millions = {
+        name: round(sum(p.numel() for p in part.parameters()) / 1e6, 1) for name, part in parts.items()
+    }
+    assert millions == {"unet": 865.9, "vae": 83.7, "text_encoder": 340.4, "depth_estimator": 122.4}
+    assert parts["unet"].config.in_channels == 5
