@@ -31,6 +31,8 @@ class NodeContext:
     workflow: Mapping[str, Any] | None = None
     report: Callable[[int, int, PreviewFrame | None], None] = lambda value, total, preview: None
     interrupted: Callable[[], bool] = lambda: False
+    # Whether a listener shows step previews (the editor does); nodes skip making them otherwise.
+    previews: bool = False
 
     def check_interrupted(self) -> None:
         """Raise `Interrupted` if the user asked to stop."""

@@ -93,6 +93,7 @@ class Executor:
         self.models = models or ModelManager(files.models_dir, device)
         self._interrupt = threading.Event()
         self._prompt_id = ""
+        self.previews = False  # set by front ends that display step previews
 
     def interrupt(self) -> None:
         """Ask the running prompt to stop before its next node or progress step."""
@@ -262,6 +263,7 @@ class Executor:
                 workflow=workflow,
                 report=report,
                 interrupted=self._interrupt.is_set,
+                previews=self.previews,
             )
         returned = definition.function(**kwargs)
         ui: Mapping[str, Any] | None = None

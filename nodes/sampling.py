@@ -4,15 +4,18 @@ input channel, under classifier-free guidance."""
 from __future__ import annotations
 
 import inspect
+import io
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
 
 from engine.context import NodeContext
+from engine.events import PreviewFrame
 from engine.models.manager import ModelHandle
 from engine.registry import Input, Output, node
 from engine.sockets import CONDITIONING, DEPTH, LATENT, MODEL
+from nodes.image_tensors import tensor_to_pil
 from nodes.schedulers import denoising_timesteps, make_scheduler
 
 
@@ -27,6 +30,25 @@ def prepare_depth(depth: torch.Tensor, size: tuple[int, int], batch: int) -> tor
     if normalised.shape[0] < batch:
         normalised = normalised.repeat(batch // normalised.shape[0], 1, 1, 1)
     return normalised
+
+
+# How SD's four latent channels map to RGB, roughly (a linear fit; what ComfyUI's fast previews use).
+LATENT_RGB = (
+    (0.3512, 0.2297, 0.3227),
+    (0.3250, 0.4974, 0.2350),
+    (-0.2829, 0.1762, 0.2721),
+    (-0.2120, -0.2616, -0.7177),
+)
+
+
+def latent_preview(latents: torch.Tensor) -> PreviewFrame:
+    """A small JPEG of the first latent, without decoding it: 1/8 of the image size."""
+    factors = torch.tensor(LATENT_RGB, dtype=torch.float32, device=latents.device)
+    rgb = torch.einsum("chw,cr->hwr", latents[0].float(), factors)
+    picture = tensor_to_pil(((rgb + 1.0) / 2.0).clamp(0.0, 1.0))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=80)
+    return PreviewFrame("JPEG", buffer.getvalue())
 
 
 def _step_options(scheduler: Any, generator: torch.Generator) -> dict[str, Any]:
@@ -95,7 +117,8 @@ def sample(
                     init = scheduler.add_noise(init, noise, timesteps[index + 1 : index + 2].repeat(batch))
                 latents = (1.0 - mask) * init + mask * latents
             if context is not None:
-                context.progress(index + 1, len(timesteps))
+                preview = latent_preview(latents) if context.previews else None
+                context.progress(index + 1, len(timesteps), preview)
     return latents
 
 

@@ -4,6 +4,7 @@ what loads lazily, and what bad input gets."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -277,3 +278,34 @@ def test_a_half_precision_model_gets_its_inputs_in_its_dtype(tmp_path: Path) -> 
     assert result.status == "success", result.error
     assert engine.models.load("tiny-random", "unet").dtype == torch.bfloat16
     assert engine.models.load("tiny-random", "depth_estimator").dtype == torch.float32
+
+
+def test_step_previews_are_small_jpegs_when_a_front_end_asks(engine: Engine) -> None:
+    from engine.events import Progress
+
+    events: list[Any] = []
+    engine.run(depth2img(steps=2), on_event=events.append)
+    assert all(event.preview is None for event in events if isinstance(event, Progress))
+
+    engine.executor.previews = True
+    prompt = depth2img(steps=2)
+    prompt["8"]["inputs"]["seed"] = 9
+    events.clear()
+    engine.run(prompt, on_event=events.append)
+    previews = [event.preview for event in events if isinstance(event, Progress) and event.node_id == "9"]
+    assert len(previews) >= 2 and all(preview is not None for preview in previews)
+    first = previews[0]
+    assert first is not None and first.format == "JPEG"
+    with Image.open(io.BytesIO(first.data)) as picture:
+        assert picture.size == (8, 8)  # the 64×64 image's latent
+
+
+def test_a_depth_batch_that_does_not_match_the_latents_is_refused() -> None:
+    from nodes.latent import noise_latent
+    from nodes.sampling import sample
+
+    model = ModelHandle(ModelManager(), "tiny-random")
+    latent = noise_latent(model, encode_image(model, torch.rand(3, 32, 32, 3)), 0, 1.0, 2, "ddim")
+    text = encode_text(model, "")
+    with pytest.raises(ValueError, match="the depth map has a batch of 2, the latents 3"):
+        sample(model, text, text, torch.rand(2, 1, 24, 24), latent, 1.0)
