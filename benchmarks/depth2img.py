@@ -34,66 +34,20 @@ PROMPT = "photo of two men wrestling, detailed, sharp focus"
 
 
 def full_size_components() -> dict[str, Any]:
-    """SD2-depth's architecture (DESIGN.md §5) with random weights."""
+    """SD2-depth's architecture (the configs single-file checkpoints are read with), random weights."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, DPTConfig, DPTForDepthEstimation
 
-    from engine.models.tiny import depth_image_processor, tiny_scheduler, tiny_tokenizer
+    from engine.models.sd2_depth import SD2_DEPTH
 
-    unet = UNet2DConditionModel(
-        in_channels=5,
-        out_channels=4,
-        block_out_channels=(320, 640, 1280, 1280),
-        cross_attention_dim=1024,
-        attention_head_dim=(5, 10, 20, 20),
-        use_linear_projection=True,
-    )
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=768,
-    )
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=514,
-            hidden_size=1024,
-            intermediate_size=4096,
-            num_hidden_layers=23,
-            num_attention_heads=16,
-            hidden_act="gelu",
-            projection_dim=512,
-            bos_token_id=512,
-            eos_token_id=513,
-        )
-    )
-    backbone = {
-        "global_padding": "same",
-        "layer_type": "bottleneck",
-        "depths": [3, 4, 9],
-        "out_features": ["stage1", "stage2", "stage3"],
-        "embedding_dynamic_padding": True,
-        "hidden_sizes": [256, 512, 1024, 2048],
-    }
-    depth = DPTForDepthEstimation(
-        DPTConfig(
-            is_hybrid=True,
-            backbone_config=backbone,
-            backbone_featmap_shape=[1, 1024, 24, 24],
-            neck_hidden_sizes=[256, 512, 768, 768],
-            image_size=384,
-        )
-    )
     return {
-        "unet": unet,
-        "vae": vae,
-        "text_encoder": text,
-        "tokenizer": tiny_tokenizer(),
-        "scheduler": tiny_scheduler(),
-        "depth_estimator": depth,
-        "feature_extractor": depth_image_processor(),
+        "unet": UNet2DConditionModel.from_config(SD2_DEPTH.unet),
+        "vae": AutoencoderKL.from_config(SD2_DEPTH.vae),
+        "text_encoder": CLIPTextModel(CLIPTextConfig(**SD2_DEPTH.text_encoder)),
+        "tokenizer": build_tiny("tokenizer"),  # byte-level: no vocabulary file needed to time
+        "scheduler": build_tiny("scheduler"),
+        "depth_estimator": DPTForDepthEstimation(DPTConfig(**SD2_DEPTH.depth_estimator)),
+        "feature_extractor": build_tiny("feature_extractor"),
     }
 
 
