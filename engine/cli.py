@@ -75,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = commands.add_parser("nodes", help="list the available nodes")
     nodes.add_argument("--json", action="store_true", help="the schema in the shape of /object_info")
 
+    serve = commands.add_parser("serve", help="run the HTTP/WebSocket server (ComfyUI's API)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    serve.add_argument("--port", type=int, default=8188)
+    serve.add_argument("--models-dir", type=Path)
+    serve.add_argument("--input-dir", type=Path)
+    serve.add_argument("--output-dir", type=Path)
+    serve.add_argument("--data-dir", type=Path, help="where the queue and history are kept (default: data/)")
+    serve.add_argument("--device", choices=DEVICE_CHOICES)
+
     models = commands.add_parser("models", help="list or download depth models")
     models.add_argument("--models-dir", type=Path, help="the models folder (default: models/)")
     actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -113,6 +124,8 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _nodes(args, _engine(settings, settings.file_store()))
         if args.command == "models":
             return _models(args, settings)
+        if args.command == "serve":
+            return _serve(args, settings)
         document = _load(args.graph)
         files = _apply_overrides(document, args.overrides, settings)
         engine = _engine(settings, files)
@@ -140,7 +153,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = load_settings(args.config)
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    for name in ("models_dir", "input_dir", "output_dir", "device"):
+    for name in ("models_dir", "input_dir", "output_dir", "data_dir", "device"):
         value = getattr(args, name, None)
         if value is not None:
             setattr(settings, name, value)
@@ -377,6 +390,22 @@ def describe_nodes(definitions: Sequence[NodeDefinition]) -> str:
             outputs = ", ".join(output.label for output in definition.outputs) or "-"
             lines.append(textwrap.indent(f"in  {inputs or '-'}\nout {outputs}", "      "))
     return "\n".join(lines)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from importlib.metadata import entry_points
+
+    servers = [entry for entry in entry_points(group="depthgraph.server") if entry.name == "serve"]
+    if not servers:
+        raise UsageError("the server is not installed here (run `pip install -e .` in depthgraph's folder)")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port} is not a port number (1-65535)")
+    try:
+        code: int = servers[0].load()(settings, host=args.host, port=args.port)
+    except OSError as error:
+        print(f"depthgraph: cannot serve on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return EXIT_FAILED
+    return code
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:

@@ -42,6 +42,8 @@ class Settings:
     input_dir: Path = Path("input")
     output_dir: Path = Path("output")
     temp_dir: Path = Path("temp")
+    data_dir: Path = Path("data")  # the server's prompt store (queue and history)
+    max_upload_bytes: int = 50 * 2**20
     custom_nodes_dirs: list[Path] = field(default_factory=lambda: [Path("custom_nodes")])
     device: str = "auto"
     max_image_pixels: int = 64 * 2**20  # input images above this are refused (64 megapixels)
@@ -115,6 +117,8 @@ def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
             if value not in DEVICE_CHOICES:
                 raise ConfigError(f"config file {path}: device must be one of {', '.join(DEVICE_CHOICES)}")
             settings.device = value
+        elif key == "max_upload_bytes":
+            settings.max_upload_bytes = parse_bytes(value, "max_upload_bytes")
         elif key == "max_image_pixels":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"config file {path}: max_image_pixels must be a positive whole number")

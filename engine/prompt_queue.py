@@ -1,0 +1,93 @@
+"""The in-memory queue of prompts waiting for the execution worker (mirrored in the prompt store).
+
+Prompts run in order of their number; `front` prompts get a number below every waiting one. The
+worker thread blocks in `take()`; the event loop adds, removes and lists without blocking it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class QueuedPrompt:
+    number: float
+    prompt_id: str
+    prompt: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)  # client_id, extra_data, targets
+
+    def as_comfy(self) -> list[Any]:
+        """ComfyUI's queue/history entry: [number, prompt_id, prompt, extra_data, outputs to execute]."""
+        return [
+            self.number,
+            self.prompt_id,
+            self.prompt,
+            self.extra.get("extra_data", {}),
+            self.extra.get("targets", []),
+        ]
+
+
+class PromptQueue:
+    def __init__(self) -> None:
+        self._pending: list[QueuedPrompt] = []
+        self._running: QueuedPrompt | None = None
+        self._condition = threading.Condition()
+        self._closed = False
+        self._last_number = 0.0
+
+    def next_number(self, front: bool = False) -> float:
+        with self._condition:
+            if front:
+                return min([item.number for item in self._pending] + [self._last_number + 1]) - 1
+            self._last_number = max([self._last_number, *[item.number for item in self._pending]]) + 1
+            return self._last_number
+
+    def put(self, item: QueuedPrompt) -> None:
+        with self._condition:
+            self._pending.append(item)
+            self._pending.sort(key=lambda queued: queued.number)
+            self._last_number = max(self._last_number, item.number)
+            self._condition.notify()
+
+    def take(self) -> QueuedPrompt | None:
+        """The next prompt (it becomes the running one), or None once the queue is closed."""
+        with self._condition:
+            while not self._pending and not self._closed:
+                self._condition.wait()
+            if self._closed:
+                return None
+            self._running = self._pending.pop(0)
+            return self._running
+
+    def finished(self) -> None:
+        with self._condition:
+            self._running = None
+
+    def remove(self, prompt_ids: Iterable[str]) -> list[str]:
+        wanted = set(prompt_ids)
+        with self._condition:
+            removed = [item.prompt_id for item in self._pending if item.prompt_id in wanted]
+            self._pending = [item for item in self._pending if item.prompt_id not in wanted]
+        return removed
+
+    def clear(self) -> list[str]:
+        with self._condition:
+            removed = [item.prompt_id for item in self._pending]
+            self._pending = []
+        return removed
+
+    def snapshot(self) -> tuple[QueuedPrompt | None, list[QueuedPrompt]]:
+        with self._condition:
+            return self._running, list(self._pending)
+
+    def remaining(self) -> int:
+        with self._condition:
+            return len(self._pending) + (1 if self._running is not None else 0)
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
