@@ -26,8 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from engine.config import Settings
 from engine.events import Event, PreviewFrame, Progress
@@ -302,17 +303,22 @@ async def read_upload(request: web.Request, limit: int) -> tuple[dict[str, str],
     """Text fields and file fields of a multipart upload, refusing more than `limit` bytes per file."""
     fields: dict[str, str] = {}
     blobs: dict[str, bytes] = {}
+    if not request.content_type.startswith("multipart/"):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "send multipart/form-data with the image in a field named 'image'"}),
+            content_type="application/json",
+        )
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
-        if not isinstance(part, web.BodyPartReader) and not hasattr(part, "read_chunk"):
-            continue
+        if not isinstance(part, BodyPartReader):
+            continue  # nested multiparts are not uploads we take
         name = part.name or ""
-        if part.filename is None:  # type: ignore[union-attr]
-            fields[name] = (await part.read(decode=True)).decode("utf-8", "replace")  # type: ignore[union-attr]
+        if part.filename is None:
+            fields[name] = (await part.read(decode=True)).decode("utf-8", "replace")
             continue
-        fields[f"{name}.filename"] = part.filename  # type: ignore[union-attr]
+        fields[f"{name}.filename"] = part.filename
         data = bytearray()
-        while chunk := await part.read_chunk():  # type: ignore[union-attr]
+        while chunk := await part.read_chunk():
             data.extend(chunk)
             if len(data) > limit:
                 raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data))
@@ -371,7 +377,8 @@ async def upload(request: web.Request, mask: bool) -> web.Response:
         return web.json_response({"error": "send the image as a multipart field named 'image'"}, status=400)
     kind = fields.get("type", "input")
     subfolder = fields.get("subfolder", "")
-    filename = Path(fields.get("image.filename") or "upload.png").name
+    # Only the name is kept: any folders in it, plain or percent-encoded, are dropped.
+    filename = Path(unquote(fields.get("image.filename") or "").replace("\\", "/")).name or "upload.png"
     try:
         if kind not in ("input", "temp"):
             raise UnsafePathError(f"uploads go to the input or temp folder, not {kind!r}")

@@ -1,0 +1,290 @@
+"""The server speaks ComfyUI's API: queue, events, history, files, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from engine.config import Settings
+from tests.server.conftest import ROOT, chain, collect, run_prompt
+
+
+def image_graph() -> dict[str, Any]:
+    return json.loads((ROOT / "graphs" / "invert_and_scale.json").read_text())["nodes"]
+
+
+async def test_a_queued_graph_reports_its_events_in_order_and_its_image_can_be_viewed(
+    client: Any, settings: Settings
+) -> None:
+    prompt_id, messages = await run_prompt(client, image_graph())
+    kinds = [message["type"] for message in messages if message["type"] != "status"]
+    assert kinds[0] == "execution_start"
+    assert kinds[-2:] == ["execution_success", "executing"]
+    executing = [m["data"]["node"] for m in messages if m["type"] == "executing"]
+    assert executing == ["1", "2", "3", "4", None]
+    executed = [m["data"] for m in messages if m["type"] == "executed"]
+    assert [data["node"] for data in executed] == ["4"]
+    assert all(m["data"].get("prompt_id") == prompt_id for m in messages if m["type"] != "status")
+
+    history = await (await client.get(f"/history/{prompt_id}")).json()
+    entry = history[prompt_id]
+    assert entry["status"]["status_str"] == "success" and entry["status"]["completed"] is True
+    assert [message[0] for message in entry["status"]["messages"]] == ["execution_start", "execution_success"]
+    image = entry["outputs"]["4"]["images"][0]
+    assert image == executed[0]["output"]["images"][0]
+    view = await client.get("/view", params=image)
+    assert view.status == 200
+    assert await view.read() == (settings.output_dir / image["subfolder"] / image["filename"]).read_bytes()
+    assert entry["prompt"][1] == prompt_id and entry["prompt"][2] == image_graph()
+
+
+async def test_routes_also_answer_under_api(client: Any) -> None:
+    for path in ("/prompt", "/api/prompt"):
+        assert await (await client.get(path)).json() == {"exec_info": {"queue_remaining": 0}}
+    info = await (await client.get("/api/object_info/ImageScale")).json()
+    assert info["ImageScale"]["input"]["required"]["width"][0] == "INT"
+    assert await (await client.get("/object_info/NoSuchNode")).json() == {}
+    queue = await (await client.get("/api/queue")).json()
+    assert queue == {"queue_running": [], "queue_pending": []}
+    stats = await (await client.get("/system_stats")).json()
+    assert stats["devices"][0]["type"] == "cpu" and stats["system"]["ram_total"] > 0
+
+
+async def test_each_client_sees_only_its_own_events(client: Any) -> None:
+    first, second = await client.ws_connect("/ws?clientId=alice"), await client.ws_connect("/ws?clientId=bob")
+    ids = []
+    for name, value in (("alice", 1), ("bob", 2)):
+        response = await client.post("/prompt", json={"prompt": chain(value), "client_id": name})
+        ids.append((await response.json())["prompt_id"])
+    alice, bob = await asyncio.gather(collect(first, ids[0]), collect(second, ids[1]))
+    for seen, mine in ((alice, ids[0]), (bob, ids[1])):
+        prompts = {m["data"].get("prompt_id") for m in seen if m["type"] != "status"}
+        assert prompts == {mine}
+    await first.close()
+    await second.close()
+
+
+async def test_a_second_identical_prompt_is_reported_as_cached(client: Any) -> None:
+    await run_prompt(client, chain(5))
+    _, messages = await run_prompt(client, chain(5))
+    cached = [m["data"]["nodes"] for m in messages if m["type"] == "execution_cached"]
+    assert cached and sorted(cached[0]) == ["3"]
+    executing = [m["data"]["node"] for m in messages if m["type"] == "executing"]
+    assert executing == [None]
+    assert [m["data"]["output"] for m in messages if m["type"] == "executed"] == [{"text": ["6"]}]
+
+
+async def test_a_client_chosen_prompt_id_is_kept_and_cannot_be_reused(client: Any) -> None:
+    prompt_id, _ = await run_prompt(client, chain(3), prompt_id="my-own-id")
+    assert prompt_id == "my-own-id"
+    again = await client.post("/prompt", json={"prompt": chain(3), "prompt_id": "my-own-id"})
+    assert again.status == 400 and (await again.json())["error"]["type"] == "duplicate_prompt_id"
+
+
+INVALID = [
+    (
+        {
+            "1": {"class_type": "Nope", "inputs": {}},
+            "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+        },
+        "1",
+        "unknown_node_type",
+    ),
+    ({"1": {"class_type": "Show", "inputs": {}}}, "1", "required_input_missing"),
+    ({"1": {"class_type": "Show", "inputs": {"value": ["9", 0]}}}, "1", "bad_linked_input"),
+    (
+        {
+            "1": {"class_type": "Text", "inputs": {}},
+            "2": {"class_type": "Add", "inputs": {"a": ["1", 0]}},
+            "3": {"class_type": "Show", "inputs": {"value": ["2", 0]}},
+        },
+        "2",
+        "return_type_mismatch",
+    ),
+    (
+        {
+            "1": {"class_type": "Number", "inputs": {"value": "many"}},
+            "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+        },
+        "1",
+        "invalid_input_type",
+    ),
+    (
+        {
+            "1": {"class_type": "Number", "inputs": {"value": -5000}},
+            "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+        },
+        "1",
+        "value_smaller_than_min",
+    ),
+    (
+        {
+            "1": {"class_type": "Number", "inputs": {"value": 10**7}},
+            "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+        },
+        "1",
+        "value_bigger_than_max",
+    ),
+    (
+        {
+            "1": {"class_type": "Text", "inputs": {"style": "bold"}},
+            "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+        },
+        "1",
+        "value_not_in_list",
+    ),
+    (
+        {
+            "1": {"class_type": "Add", "inputs": {"a": ["2", 0]}},
+            "2": {"class_type": "Add", "inputs": {"a": ["1", 0]}},
+            "3": {"class_type": "Show", "inputs": {"value": ["2", 0]}},
+        },
+        "1",
+        "dependency_cycle",
+    ),
+]
+
+
+@pytest.mark.parametrize(("prompt", "node_id", "code"), INVALID, ids=[case[2] for case in INVALID])
+async def test_an_invalid_prompt_gets_400_with_node_errors_and_the_server_stays_up(
+    client: Any, prompt: dict[str, Any], node_id: str, code: str
+) -> None:
+    response = await client.post("/prompt", json={"prompt": prompt})
+    assert response.status == 400
+    body = await response.json()
+    assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    assert code in [error["type"] for error in body["node_errors"][node_id]["errors"]]
+    _, messages = await run_prompt(client, chain(1))
+    assert messages[-2]["type"] == "execution_success"
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        ({"prompt": {"1": {"class_type": "Number", "inputs": {}}}}, "prompt_no_outputs"),
+        ({"prompt": []}, "invalid_prompt"),
+        ({"graph": {}}, "no_prompt"),
+    ],
+)
+async def test_a_prompt_without_outputs_or_shape_is_refused_with_a_message(
+    client: Any, body: dict[str, Any], kind: str
+) -> None:
+    response = await client.post("/prompt", json=body)
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error["type"] == kind and error["message"]
+
+
+async def test_a_body_that_is_not_json_is_a_400(client: Any) -> None:
+    response = await client.post("/prompt", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    assert (await (await client.get("/prompt")).json())["exec_info"]["queue_remaining"] == 0
+
+
+async def test_interrupt_stops_the_running_prompt_and_the_next_one_runs(client: Any) -> None:
+    import time
+
+    from tests.engine import node_pack
+
+    node_pack.ON_STEP.append(lambda step: time.sleep(0.02))
+    socket = await client.ws_connect("/ws?clientId=stopper")
+    slow = {
+        "1": {"class_type": "Steps", "inputs": {"steps": 500}},
+        "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+    }
+    response = await client.post("/prompt", json={"prompt": slow, "client_id": "stopper"})
+    prompt_id = (await response.json())["prompt_id"]
+    async for message in socket:
+        if message.type.name == "TEXT" and message.json()["type"] == "progress":
+            break
+    await client.post("/interrupt")
+    messages = await collect(socket, prompt_id)
+    progress = [m["data"]["value"] for m in messages if m["type"] == "progress"]
+    assert "execution_interrupted" in [m["type"] for m in messages]
+    assert max(progress, default=0) < 100
+    history = await (await client.get(f"/history/{prompt_id}")).json()
+    assert history[prompt_id]["status"]["status_str"] == "error"
+    node_pack.ON_STEP.clear()
+    _, after = await run_prompt(client, chain(8), client_id="stopper")
+    assert after[-2]["type"] == "execution_success"
+    await socket.close()
+
+
+async def test_queue_and_history_can_be_listed_deleted_and_cleared(client: Any) -> None:
+    first, _ = await run_prompt(client, chain(11))
+    second, _ = await run_prompt(client, chain(12))
+    history = await (await client.get("/history", params={"max_items": "1"})).json()
+    assert list(history) == [first]
+    await client.post("/history", json={"delete": [first]})
+    assert list(await (await client.get("/history")).json()) == [second]
+    await client.post("/history", json={"clear": True})
+    assert await (await client.get("/history")).json() == {}
+
+
+async def test_an_editor_workflow_converts_to_the_api_form(client: Any) -> None:
+    workflow = {
+        "nodes": [
+            {
+                "id": 1,
+                "type": "Number",
+                "widgets_values": [7, "randomize"],
+                "inputs": [],
+                "outputs": [{"links": [1]}],
+            },
+            {
+                "id": 2,
+                "type": "Add",
+                "widgets_values": [0, 2],
+                "inputs": [{"name": "a", "link": 1, "widget": {"name": "a"}}],
+            },
+            {"id": 3, "type": "Show", "title": "Result", "inputs": [{"name": "value", "link": 2}]},
+            {"id": 4, "type": "Note", "widgets_values": ["a note"]},
+            {"id": 5, "type": "Number", "mode": 4, "widgets_values": [1]},
+        ],
+        "links": [[1, 1, 0, 2, 0, "INT"], [2, 2, 0, 3, 0, "INT"]],
+    }
+    response = await client.post("/workflow/convert", json=workflow)
+    assert response.status == 200
+    assert await response.json() == {
+        "1": {"class_type": "Number", "inputs": {"value": 7}, "_meta": {"title": "Number"}},
+        "2": {"class_type": "Add", "inputs": {"a": ["1", 0], "b": 2}, "_meta": {"title": "Add"}},
+        "3": {"class_type": "Show", "inputs": {"value": ["2", 0]}, "_meta": {"title": "Result"}},
+    }
+    broken = await client.post(
+        "/workflow/convert", json={"nodes": [{"id": 1, "type": "Mystery"}], "links": []}
+    )
+    assert broken.status == 400 and "Mystery" in (await broken.json())["error"]["message"]
+
+
+async def test_previews_arrive_as_binary_frames_with_the_comfyui_header(
+    client: Any, settings: Settings
+) -> None:
+    socket = await client.ws_connect("/ws?clientId=viewer")
+    prompt = json.loads((ROOT / "graphs" / "depth2img.json").read_text())["nodes"]
+    prompt["8"]["inputs"]["steps"] = 2
+    prompt["3"]["inputs"]["multiple"] = 64
+    prompt_id = (await (await client.post("/prompt", json={"prompt": prompt, "client_id": "viewer"})).json())[
+        "prompt_id"
+    ]
+    frames: list[bytes] = []
+
+    async def read() -> None:
+        async for message in socket:
+            if message.type.name == "BINARY":
+                frames.append(message.data)
+            elif message.type.name == "TEXT":
+                data = message.json()
+                if (
+                    data["type"] == "executing"
+                    and data["data"]["node"] is None
+                    and data["data"]["prompt_id"] == prompt_id
+                ):
+                    return
+
+    await asyncio.wait_for(read(), 120)
+    assert frames
+    assert frames[0][:8] == b"\x00\x00\x00\x01\x00\x00\x00\x01" and frames[0][8:10] == b"\xff\xd8"  # JPEG
+    await socket.close()
