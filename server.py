@@ -31,7 +31,7 @@ from urllib.parse import unquote
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from engine.config import Settings
-from engine.events import Event, PreviewFrame, Progress
+from engine.events import Event, NodeExecuting, PreviewFrame, Progress
 from engine.files import FileStore, UnsafePathError
 from engine.prompt_queue import PromptQueue, QueuedPrompt
 from engine.runtime import Engine
@@ -60,6 +60,10 @@ class ServerState:
     sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
     worker: threading.Thread | None = None
+    # Messages from the worker thread, delivered in order by one task per batch (see `post`).
+    outbox: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox_lock: threading.Lock = field(default_factory=threading.Lock)
+    outbox_scheduled: bool = False
 
 
 STATE = web.AppKey("state", ServerState)
@@ -97,10 +101,33 @@ async def broadcast_status(state: ServerState) -> None:
     await send_json(state, "status", status_message(state), None)
 
 
-def from_worker(state: ServerState, coroutine: Awaitable[None]) -> None:
-    """Run `coroutine` on the event loop from the worker thread, without waiting for it."""
+def post(state: ServerState, *message: Any) -> None:
+    """From the worker thread: queue a message for the event loop, which sends queued messages in
+    order, in batches (one hop per batch, not per event: a 1,000-node graph makes 2,000 events).
+    Messages: ("json", client_id, kind, data), ("preview", client_id, frame), ("status",)."""
     assert state.loop is not None
-    asyncio.run_coroutine_threadsafe(coroutine, state.loop)  # type: ignore[arg-type]
+    with state.outbox_lock:
+        state.outbox.append(message)
+        if state.outbox_scheduled:
+            return
+        state.outbox_scheduled = True
+    state.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(deliver(state)))
+
+
+async def deliver(state: ServerState) -> None:
+    while True:
+        with state.outbox_lock:
+            batch, state.outbox = state.outbox, []
+            if not batch:
+                state.outbox_scheduled = False
+                return
+        for message in batch:
+            if message[0] == "json":
+                await send_json(state, message[2], message[3], message[1])
+            elif message[0] == "preview":
+                await send_preview(state, message[2], message[1])
+            else:
+                await broadcast_status(state)
 
 
 # --- the execution worker --------------------------------------------------------------------------
@@ -109,48 +136,61 @@ def run_worker(state: ServerState) -> None:
     while (item := state.queue.take()) is not None:
         try:
             execute(state, item)
-        except Exception:  # never let one prompt kill the worker
+        except Exception as error:  # never let one prompt kill the worker, nor leave its client waiting
             log.exception("prompt %s failed outside its nodes", item.prompt_id)
-            state.store.finish(
-                item.prompt_id, "error", {}, [["execution_error", {"exception_message": "internal"}]]
-            )
+            failure = {
+                "prompt_id": item.prompt_id,
+                "exception_message": str(error),
+                "exception_type": type(error).__name__,
+            }
+            with contextlib.suppress(Exception):
+                state.store.finish(item.prompt_id, "error", {}, [["execution_error", failure]])
+            client_id = item.extra.get("client_id")
+            post(state, "json", client_id, "execution_error", failure)
+            post(state, "json", client_id, "executing", {"node": None, "prompt_id": item.prompt_id})
         finally:
             state.queue.finished()
-            from_worker(state, broadcast_status(state))
+            post(state, "status")
 
 
 def execute(state: ServerState, item: QueuedPrompt) -> None:
     client_id = item.extra.get("client_id")
     messages: list[Any] = []
     state.store.set_status(item.prompt_id, "running")
-    from_worker(state, broadcast_status(state))
+    post(state, "status")
+    the_end = {"node": None, "display_node": None, "prompt_id": item.prompt_id}
 
     def listen(event: Event) -> None:
+        if isinstance(event, NodeExecuting) and event.node_id is None:
+            return  # sent after the history is stored, so a client may fetch it at once (as ComfyUI)
         kind, data = event.message()
-        data = {**data, "timestamp": int(time.time() * 1000)} if kind in KEPT_MESSAGES else data
         if kind in KEPT_MESSAGES:
+            data = {**data, "timestamp": int(time.time() * 1000)}
             messages.append([kind, data])
-        from_worker(state, send_json(state, kind, data, client_id))
+        post(state, "json", client_id, kind, data)
         if isinstance(event, Progress) and event.preview is not None:
-            from_worker(state, send_preview(state, event.preview, client_id))
+            post(state, "preview", client_id, event.preview)
 
-    validation = state.engine.validate(item.prompt, item.extra.get("targets") or None)
-    if validation.graph is None:  # something changed since it was queued (a file removed, say)
-        problem = "; ".join(str(issue) for issue in validation.issues)
-        error = {"prompt_id": item.prompt_id, "exception_message": problem, "exception_type": "InvalidGraph"}
-        listen_message = ["execution_error", {**error, "timestamp": int(time.time() * 1000)}]
-        from_worker(state, send_json(state, "execution_error", error, client_id))
-        from_worker(
-            state, send_json(state, "executing", {"node": None, "prompt_id": item.prompt_id}, client_id)
-        )
-        state.store.finish(item.prompt_id, "error", {}, [listen_message])
-        return
+    graph = item.graph
+    if graph is None:  # queued before a restart: validate again (files may have changed)
+        validation = state.engine.validate(item.prompt, item.extra.get("targets") or None)
+        graph = validation.graph
+        if graph is None:
+            problem = "; ".join(str(issue) for issue in validation.issues)
+            error = {
+                "prompt_id": item.prompt_id,
+                "exception_message": problem,
+                "exception_type": "InvalidGraph",
+            }
+            state.store.finish(item.prompt_id, "error", {}, [["execution_error", error]])
+            post(state, "json", client_id, "execution_error", error)
+            post(state, "json", client_id, "executing", the_end)
+            return
     extra_data = item.extra.get("extra_data") or {}
     workflow = (extra_data.get("extra_pnginfo") or {}).get("workflow")
-    result = state.engine.executor.run(
-        validation.graph, prompt_id=item.prompt_id, on_event=listen, workflow=workflow
-    )
+    result = state.engine.executor.run(graph, prompt_id=item.prompt_id, on_event=listen, workflow=workflow)
     state.store.finish(item.prompt_id, result.status, dict(result.outputs), messages)
+    post(state, "json", client_id, "executing", the_end)
 
 
 # --- prompts and the queue -------------------------------------------------------------------------
@@ -169,6 +209,14 @@ async def read_json(request: web.Request) -> Any:
             text=json.dumps({"error": {"type": "invalid_json", "message": "the request body is not JSON"}}),
             content_type="application/json",
         ) from None
+
+
+async def optional_json(request: web.Request) -> dict[str, Any]:
+    """The JSON object of a request whose body may be empty ({} then)."""
+    if not request.can_read_body:
+        return {}
+    body = await read_json(request)
+    return body if isinstance(body, dict) else {}
 
 
 async def post_prompt(request: web.Request) -> web.Response:
@@ -200,7 +248,7 @@ async def post_prompt(request: web.Request) -> web.Response:
         "targets": list(validation.graph.targets),
     }
     state.store.add(StoredPrompt(prompt_id, number, "pending", prompt, extra))
-    state.queue.put(QueuedPrompt(number, prompt_id, prompt, extra))
+    state.queue.put(QueuedPrompt(number, prompt_id, prompt, extra, validation.graph))
     await broadcast_status(state)
     return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": {}})
 
@@ -235,8 +283,8 @@ async def post_queue(request: web.Request) -> web.Response:
 async def post_interrupt(request: web.Request) -> web.Response:
     state = state_of(request)
     running, _ = state.queue.snapshot()
-    body = await request.json() if request.can_read_body else {}
-    wanted = body.get("prompt_id") if isinstance(body, dict) else None
+    body = await optional_json(request)
+    wanted = body.get("prompt_id")
     if running is not None and (wanted is None or wanted == running.prompt_id):
         state.engine.interrupt()
     return web.json_response({})
@@ -473,10 +521,10 @@ async def get_system_stats(request: web.Request) -> web.Response:
 
 async def post_free(request: web.Request) -> web.Response:
     state = state_of(request)
-    body = await request.json() if request.can_read_body else {}
-    if not isinstance(body, dict) or body.get("free_memory") or body.get("unload_models") or not body:
+    body = await optional_json(request)
+    if body.get("free_memory") or body.get("unload_models") or not body:
         state.engine.cache.clear()
-    if not isinstance(body, dict) or body.get("unload_models") or not body:
+    if body.get("unload_models") or not body:
         state.engine.models.unload()
     return web.json_response({})
 

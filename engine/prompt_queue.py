@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.graph import ExecutableGraph
+
 
 @dataclass
 class QueuedPrompt:
@@ -18,6 +20,7 @@ class QueuedPrompt:
     prompt_id: str
     prompt: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)  # client_id, extra_data, targets
+    graph: ExecutableGraph | None = None  # validated when queued; None after a restart
 
     def as_comfy(self) -> list[Any]:
         """ComfyUI's queue/history entry: [number, prompt_id, prompt, extra_data, outputs to execute]."""

@@ -69,6 +69,9 @@ class PromptStore:
         self._lock = threading.Lock()
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._connection.execute("PRAGMA journal_mode=WAL")
+        # With WAL, NORMAL may lose the last commits on power loss, never consistency; FULL would
+        # wait for the disk on every status change.
+        self._connection.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
 
     def _migrate(self) -> None:

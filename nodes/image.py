@@ -27,8 +27,8 @@ def _input_images(files: FileStore) -> Sequence[str]:
 
 def _where_inputs_are(files: FileStore, name: str) -> str:
     return (
-        f"{name!r} is not an image in the input folder {files.input_dir.resolve()}; put it there, "
-        "upload it, or name any file with --set NODE.image=PATH on the command line"
+        f"{name!r} is not an image in the input folder {files.input_dir.resolve()}; put or upload it "
+        "there (on the command line, --set NODE.image=PATH may name any file)"
     )
 
 

@@ -288,3 +288,17 @@ async def test_previews_arrive_as_binary_frames_with_the_comfyui_header(
     assert frames
     assert frames[0][:8] == b"\x00\x00\x00\x01\x00\x00\x00\x01" and frames[0][8:10] == b"\xff\xd8"  # JPEG
     await socket.close()
+
+
+async def test_the_history_is_there_as_soon_as_a_prompt_ends(client: Any) -> None:
+    for value in range(15):  # the end message is sent only after the history is stored
+        prompt_id, _ = await run_prompt(client, chain(value % 3))
+        history = await (await client.get(f"/history/{prompt_id}")).json()
+        assert history[prompt_id]["status"]["completed"] is True
+
+
+@pytest.mark.parametrize("path", ["/free", "/interrupt", "/queue", "/history"])
+async def test_a_body_that_is_not_json_is_a_400_on_every_route(client: Any, path: str) -> None:
+    response = await client.post(path, data=b"not json", headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    assert (await client.get("/prompt")).status == 200
