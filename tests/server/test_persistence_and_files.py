@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +242,65 @@ async def test_a_reconnecting_client_gets_its_later_events(client: Any) -> None:
     messages = await collect(second, prompt_id)
     assert messages[-2]["type"] == "execution_success"
     await second.close()
+
+
+async def test_front_jumps_the_queue_and_targets_limit_what_runs(start_server: StartServer) -> None:
+    stopped = await start_server(start_worker=False)
+    first = await (await stopped.post("/prompt", json={"prompt": chain(1)})).json()
+    urgent = await (await stopped.post("/prompt", json={"prompt": chain(2), "front": True})).json()
+    pending = (await (await stopped.get("/queue")).json())["queue_pending"]
+    assert [item[1] for item in pending] == [urgent["prompt_id"], first["prompt_id"]]
+    await stopped.close()
+
+    client = await start_server()
+    two_outputs = {**chain(3), "4": {"class_type": "Show", "inputs": {"value": ["1", 0]}}}
+    body = {"prompt": two_outputs, "partial_execution_targets": ["4"], "prompt_id": "only-four"}
+    await client.post("/prompt", json=body)
+    history = await wait_for_history(client, 3)
+    assert set(history["only-four"]["outputs"]) == {"4"}
+
+
+def test_depthgraph_serve_starts_a_server_on_loopback(tmp_path: Path) -> None:
+    import json
+    import shutil
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "input").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "input" / "example.jpg", tmp_path / "input")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "--port", str(port), "--data-dir", "data"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/prompt", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        graph = json.loads(
+            (Path(__file__).resolve().parents[2] / "graphs" / "invert_and_scale.json").read_text()
+        )
+        request = urllib.request.Request(
+            base + "/prompt", data=json.dumps({"prompt": graph["nodes"]}).encode()
+        )
+        prompt_id = json.loads(urllib.request.urlopen(request, timeout=10).read())["prompt_id"]
+        for _ in range(200):
+            history = json.loads(urllib.request.urlopen(f"{base}/history/{prompt_id}", timeout=5).read())
+            if history:
+                break
+            time.sleep(0.1)
+        assert history[prompt_id]["status"]["status_str"] == "success"
+        assert (tmp_path / "data" / "depthgraph.sqlite3").is_file()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
