@@ -301,6 +301,20 @@ def test_depthgraph_serve_starts_a_server_on_loopback(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert history[prompt_id]["status"]["status_str"] == "success"
         assert (tmp_path / "data" / "depthgraph.sqlite3").is_file()
+
+        # The example client: queue with an override, follow the events, download the result.
+        root = Path(__file__).resolve().parents[2]
+        command = [
+            sys.executable,
+            str(root / "examples" / "api_client.py"),
+            str(root / "graphs" / "invert_and_scale.json"),
+        ]
+        command += ["--server", base, "--set", "2.width=128", "--out", str(tmp_path / "downloads")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        (saved,) = done.stdout.split()
+        with Image.open(saved) as picture:
+            assert picture.size == (128, 384)
     finally:
         server.terminate()
         server.wait(timeout=30)
