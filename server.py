@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -33,6 +32,7 @@ from aiohttp import BodyPartReader, WSMsgType, web
 from engine.config import Settings
 from engine.events import Event, NodeExecuting, PreviewFrame, Progress
 from engine.files import FileStore, UnsafePathError
+from engine.outbox import Outbox
 from engine.prompt_queue import PromptQueue, QueuedPrompt
 from engine.runtime import Engine
 from engine.schema import node_schema, object_info
@@ -60,10 +60,7 @@ class ServerState:
     sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
     worker: threading.Thread | None = None
-    # Messages from the worker thread, delivered in order by one task per batch (see `post`).
-    outbox: list[tuple[Any, ...]] = field(default_factory=list)
-    outbox_lock: threading.Lock = field(default_factory=threading.Lock)
-    outbox_scheduled: bool = False
+    outbox: Outbox = field(init=False)  # the worker's messages to the event loop
 
 
 STATE = web.AppKey("state", ServerState)
@@ -102,32 +99,19 @@ async def broadcast_status(state: ServerState) -> None:
 
 
 def post(state: ServerState, *message: Any) -> None:
-    """From the worker thread: queue a message for the event loop, which sends queued messages in
-    order, in batches (one hop per batch, not per event: a 1,000-node graph makes 2,000 events).
-    Messages: ("json", client_id, kind, data), ("preview", client_id, frame), ("status",)."""
-    assert state.loop is not None
-    with state.outbox_lock:
-        state.outbox.append(message)
-        if state.outbox_scheduled:
-            return
-        state.outbox_scheduled = True
-    state.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(deliver(state)))
+    """From the worker thread: ("json", client_id, kind, data), ("preview", client_id, frame) or
+    ("status",), delivered on the event loop in order (see engine.outbox)."""
+    state.outbox.post(message)
 
 
-async def deliver(state: ServerState) -> None:
-    while True:
-        with state.outbox_lock:
-            batch, state.outbox = state.outbox, []
-            if not batch:
-                state.outbox_scheduled = False
-                return
-        for message in batch:
-            if message[0] == "json":
-                await send_json(state, message[2], message[3], message[1])
-            elif message[0] == "preview":
-                await send_preview(state, message[2], message[1])
-            else:
-                await broadcast_status(state)
+async def deliver(state: ServerState, batch: list[tuple[Any, ...]]) -> None:
+    for message in batch:
+        if message[0] == "json":
+            await send_json(state, message[2], message[3], message[1])
+        elif message[0] == "preview":
+            await send_preview(state, message[2], message[1])
+        else:
+            await broadcast_status(state)
 
 
 # --- the execution worker --------------------------------------------------------------------------
@@ -388,27 +372,6 @@ def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
     return size
 
 
-def store_upload(
-    files: FileStore, kind: str, subfolder: str, filename: str, data: bytes, overwrite: bool
-) -> str:
-    """Save into the folder; a same-named file with the same bytes is reused (deduplicated by content),
-    one with other bytes is kept and the upload gets a new name ("photo (1).png")."""
-    path = files.resolve(kind, filename, subfolder)  # type: ignore[arg-type]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(data).digest()
-    stem, suffix = Path(filename).stem, Path(filename).suffix
-    counter = 1
-    while path.exists() and not overwrite:
-        if hashlib.sha256(path.read_bytes()).digest() == digest:
-            return path.name
-        path = path.with_name(f"{stem} ({counter}){suffix}")
-        counter += 1
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-    return path.name
-
-
 async def post_upload_image(request: web.Request) -> web.Response:
     return await upload(request, mask=False)
 
@@ -436,11 +399,10 @@ async def upload(request: web.Request, mask: bool) -> web.Response:
                 apply_mask, state.engine.files, fields.get("original_ref", ""), data
             )
         name = await asyncio.to_thread(
-            store_upload,
-            state.engine.files,
+            state.engine.files.save_upload,
             kind,
-            subfolder,
             filename,
+            subfolder,
             data,
             fields.get("overwrite") == "true",
         )
@@ -599,6 +561,7 @@ def create_app(
     engine = engine or Engine(settings)
     store = PromptStore(settings.data_dir / "depthgraph.sqlite3")
     state = ServerState(engine, store, PromptQueue(), settings)
+    state.outbox = Outbox(lambda batch: deliver(state, batch))
     engine.executor.previews = True
     app = web.Application(client_max_size=settings.max_upload_bytes + 2**20)
     app[STATE] = state
@@ -611,6 +574,7 @@ def create_app(
 
     async def start(app: web.Application) -> None:
         state.loop = asyncio.get_running_loop()
+        state.outbox.loop = state.loop
         for item in store.recover():  # prompts queued before a restart run again, in order
             state.queue.put(QueuedPrompt(item.number, item.prompt_id, item.prompt, item.extra))
         if start_worker:

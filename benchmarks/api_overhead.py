@@ -35,18 +35,11 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.engine_overhead import chain
 from engine.config import Settings
 from engine.runtime import Engine
 from server import create_app
 from tests.engine import node_pack
-
-
-def chain(length: int) -> dict[str, Any]:
-    prompt: dict[str, Any] = {"0": {"class_type": "Number", "inputs": {"value": 0}}}
-    for index in range(1, length):
-        prompt[str(index)] = {"class_type": "Add", "inputs": {"a": [str(index - 1), 0], "b": 1}}
-    prompt["out"] = {"class_type": "Show", "inputs": {"value": [str(length - 1), 0]}}
-    return prompt
 
 
 def make_engine(folder: Path) -> tuple[Settings, Engine]:

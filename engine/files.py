@@ -7,7 +7,9 @@ drive letters, NUL bytes, and symlinks that point outside.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -113,3 +115,24 @@ class FileStore:
                 counter += 1
                 continue
             return path, subfolder, filename
+
+    def save_upload(
+        self, kind: FolderKind, filename: str, subfolder: str, data: bytes, overwrite: bool
+    ) -> str:
+        """Save uploaded bytes as `subfolder/filename` and return the name used. A same-named file
+        with the same bytes is reused (deduplicated by content); one with other bytes is kept and the
+        upload gets a new name ("photo (1).png"). The file appears whole or not at all."""
+        path = self.resolve(kind, filename, subfolder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(data).digest()
+        stem, suffix = Path(filename).stem, Path(filename).suffix
+        counter = 1
+        while path.exists() and not overwrite:
+            if hashlib.sha256(path.read_bytes()).digest() == digest:
+                return path.name
+            path = path.with_name(f"{stem} ({counter}){suffix}")
+            counter += 1
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+        temporary.write_bytes(data)
+        temporary.replace(path)
+        return path.name
