@@ -43,15 +43,7 @@ from tests.engine import node_pack
 
 
 def make_engine(folder: Path) -> tuple[Settings, Engine]:
-    settings = Settings(
-        data_dir=folder / "data",
-        input_dir=folder / "input",
-        output_dir=folder / "output",
-        temp_dir=folder / "temp",
-        models_dir=folder / "models",
-        custom_nodes_dirs=[],
-        device="cpu",
-    )
+    settings = Settings.under(folder, device="cpu")
     return settings, Engine(settings, registry=node_pack.make_registry())
 
 

@@ -109,14 +109,7 @@ def main() -> None:
     photo = Image.fromarray(rng.integers(0, 255, (args.size, args.size, 3), dtype=np.uint8))
     photo.save(work / "input" / "bench.png")
 
-    settings = Settings(
-        input_dir=work / "input",
-        output_dir=work / "output",
-        temp_dir=work / "temp",
-        models_dir=work / "models",
-        custom_nodes_dirs=[],
-        device=args.device,
-    )
+    settings = Settings.under(work, device=args.device)
     folder = settings.models_dir / "bench"
     if not (folder / "model_index.json").is_file():  # both sides load this one folder
         components = (

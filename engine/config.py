@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,20 @@ class Settings:
     max_image_pixels: int = 64 * 2**20  # input images above this are refused (64 megapixels)
     dtype: str = "auto"  # weights: auto = float16 on CUDA/MPS, float32 on CPU; or float32, float16, bfloat16
     cache_budget: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+
+    @classmethod
+    def under(cls, folder: Path, **changes: Any) -> Settings:
+        """Every folder (input, output, temp, models, data, custom_nodes) inside one workspace
+        folder, with `changes` on top: how tests, benchmarks and scripts get a self-contained engine."""
+        settings = cls(
+            models_dir=folder / "models",
+            input_dir=folder / "input",
+            output_dir=folder / "output",
+            temp_dir=folder / "temp",
+            data_dir=folder / "data",
+            custom_nodes_dirs=[folder / "custom_nodes"],
+        )
+        return replace(settings, **changes)
 
     def file_store(self) -> FileStore:
         return FileStore(

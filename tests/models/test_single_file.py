@@ -145,16 +145,7 @@ def test_the_graph_on_a_single_file_paints_what_it_paints_on_the_same_weights_bu
     (tmp_path / "input").mkdir()
     rng = np.random.default_rng(5)
     Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "input" / "photo.png")
-    engine = Engine(
-        Settings(
-            models_dir=models,
-            input_dir=tmp_path / "input",
-            output_dir=tmp_path / "output",
-            temp_dir=tmp_path / "temp",
-            custom_nodes_dirs=[],
-            device="cpu",
-        )
-    )
+    engine = Engine(Settings.under(tmp_path, device="cpu"))
     engine.models.single_file_configs = configs_of(tiny)
     prompt = json.loads((Path(__file__).resolve().parents[2] / "graphs" / "depth2img.json").read_text())[
         "nodes"

@@ -32,15 +32,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     (tmp_path / "input").mkdir()
     rng = np.random.default_rng(3)
     Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(tmp_path / "input" / "photo.png")
-    settings = Settings(
-        models_dir=tmp_path / "models",
-        input_dir=tmp_path / "input",
-        output_dir=tmp_path / "output",
-        temp_dir=tmp_path / "temp",
-        custom_nodes_dirs=[],
-        device="cpu",
-    )
-    yield Engine(settings)
+    yield Engine(Settings.under(tmp_path, device="cpu"))
 
 
 def depth2img(steps: int = 3) -> dict[str, Any]:
@@ -264,16 +256,7 @@ def test_a_half_precision_model_gets_its_inputs_in_its_dtype(tmp_path: Path) -> 
     """What MPS and CUDA users run: bfloat16 weights (float16 matmuls are slow on CPU), float32 depth."""
     (tmp_path / "input").mkdir()
     Image.fromarray(np.full((64, 64, 3), 90, dtype=np.uint8)).save(tmp_path / "input" / "photo.png")
-    settings = Settings(
-        input_dir=tmp_path / "input",
-        output_dir=tmp_path / "output",
-        temp_dir=tmp_path / "temp",
-        models_dir=tmp_path / "models",
-        custom_nodes_dirs=[],
-        device="cpu",
-        dtype="bfloat16",
-    )
-    engine = Engine(settings)
+    engine = Engine(Settings.under(tmp_path, device="cpu", dtype="bfloat16"))
     result = engine.run(depth2img(steps=2))
     assert result.status == "success", result.error
     assert engine.models.load("tiny-random", "unet").dtype == torch.bfloat16

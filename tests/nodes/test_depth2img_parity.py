@@ -66,15 +66,7 @@ def workspace(tmp_path: Path, model_folder: Path) -> Iterator[tuple[Engine, Imag
     )
     photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     photo.save(tmp_path / "input" / "photo.png")
-    settings = Settings(
-        models_dir=model_folder,
-        input_dir=tmp_path / "input",
-        output_dir=tmp_path / "output",
-        temp_dir=tmp_path / "temp",
-        custom_nodes_dirs=[],
-        device="cpu",
-    )
-    engine = Engine(settings)
+    engine = Engine(Settings.under(tmp_path, models_dir=model_folder, device="cpu"))
     engine.registry.add(keep_image, builtin=False)
     engine.registry.add(supplied_depth, builtin=False)
     yield engine, photo

@@ -35,16 +35,7 @@ def reset_pack() -> Iterator[None]:
 def settings(tmp_path: Path) -> Settings:
     (tmp_path / "input").mkdir()
     shutil.copy(ROOT / "input" / "example.jpg", tmp_path / "input" / "example.jpg")
-    return Settings(
-        data_dir=tmp_path / "data",
-        input_dir=tmp_path / "input",
-        output_dir=tmp_path / "output",
-        temp_dir=tmp_path / "temp",
-        models_dir=tmp_path / "models",
-        custom_nodes_dirs=[],
-        device="cpu",
-        max_upload_bytes=200_000,
-    )
+    return Settings.under(tmp_path, device="cpu", max_upload_bytes=200_000)
 
 
 def make_engine(settings: Settings) -> Engine:
