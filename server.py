@@ -32,6 +32,8 @@ from aiohttp import BodyPartReader, WSMsgType, web
 from engine.config import Settings
 from engine.events import Event, NodeExecuting, PreviewFrame, Progress
 from engine.files import FileStore, UnsafePathError
+from engine.graph_file import GraphFileError
+from engine.graph_library import list_library, read_dropped_graph, read_library_graph
 from engine.outbox import Outbox
 from engine.prompt_queue import PromptQueue, QueuedPrompt
 from engine.runtime import Engine
@@ -502,6 +504,34 @@ async def post_workflow_convert(request: web.Request) -> web.Response:
     return web.json_response(prompt)
 
 
+# --- the editor's graph files ---------------------------------------------------------------------
+async def get_graphs(request: web.Request) -> web.Response:
+    folder = state_of(request).settings.graphs_dir
+    entries = await asyncio.to_thread(list_library, folder)
+    return web.json_response([entry.to_json() for entry in entries])
+
+
+async def get_graph(request: web.Request) -> web.Response:
+    folder = state_of(request).settings.graphs_dir
+    try:
+        document = await asyncio.to_thread(read_library_graph, folder, request.match_info["name"])
+    except GraphFileError as error:
+        return web.json_response({"error": str(error)}, status=404)
+    return web.json_response(document.to_json())
+
+
+async def post_graph_read(request: web.Request) -> web.Response:
+    """The graph in a dropped or picked file (raw body; `?filename=` names it in messages)."""
+    state = state_of(request)
+    data = await request.read()
+    filename = Path(request.query.get("filename", "")).name
+    try:
+        document = read_dropped_graph(data, filename, state.engine.registry)
+    except GraphFileError as error:
+        return web.json_response({"error": str(error)}, status=400)
+    return web.json_response(document.to_json())
+
+
 # --- WebSocket -------------------------------------------------------------------------------------
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     state = state_of(request)
@@ -549,6 +579,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/system_stats", get_system_stats),
     ("POST", "/free", post_free),
     ("POST", "/workflow/convert", post_workflow_convert),
+    ("GET", "/graphs", get_graphs),
+    ("GET", "/graphs/{name}", get_graph),
+    ("POST", "/graph/read", post_graph_read),
     ("GET", "/ws", websocket),
 ]
 

@@ -43,6 +43,7 @@ class Settings:
     output_dir: Path = Path("output")
     temp_dir: Path = Path("temp")
     data_dir: Path = Path("data")  # the server's prompt store (queue and history)
+    graphs_dir: Path = Path("graphs")  # the example graphs the editor's menu lists
     max_upload_bytes: int = 50 * 2**20
     custom_nodes_dirs: list[Path] = field(default_factory=lambda: [Path("custom_nodes")])
     device: str = "auto"

@@ -67,7 +67,15 @@ def noise_latent(
         Input.socket("model", MODEL),
         Input.socket("latent", LATENT),
         Input.int("seed", 0, min=0, max=MAX_SEED),
-        Input.float("strength", 1.0, min=0.0, max=1.0, step=0.01, tooltip="1.0 = regenerate everything"),
+        Input.float(
+            "strength",
+            1.0,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            display="slider",
+            tooltip="1.0 = regenerate everything",
+        ),
         Input.int("steps", 50, min=1, max=1000),
         Input.combo("scheduler", SCHEDULERS),
         Input.combo(

@@ -46,6 +46,14 @@ def denoising_timesteps(scheduler: Any, steps: int, strength: float, device: Any
     timesteps[steps - init] (times the scheduler's order), so strength 0.75 of 50 steps runs 37 steps.
     """
     scheduler.set_timesteps(steps, device=device)
+    trained = int(scheduler.config.num_train_timesteps)
+    if int(scheduler.timesteps.max()) >= trained:
+        # PNDM (and other schedulers with a steps offset) step past the last trained timestep when
+        # steps == num_train_timesteps; diffusers would index out of range deep inside add_noise.
+        raise ValueError(
+            f"{steps} steps take the {type(scheduler).__name__} past the model's {trained} trained "
+            f"timesteps; use at most {trained - 1} steps"
+        )
     start = max(steps - min(int(steps * strength), steps), 0)
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(start * scheduler.order)

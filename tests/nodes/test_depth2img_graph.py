@@ -292,3 +292,14 @@ def test_a_depth_batch_that_does_not_match_the_latents_is_refused() -> None:
     text = encode_text(model, "")
     with pytest.raises(ValueError, match="the depth map has a batch of 2, the latents 3"):
         sample(model, text, text, torch.rand(2, 1, 24, 24), latent, 1.0)
+
+
+def test_as_many_steps_as_trained_timesteps_is_refused_with_the_largest_that_works() -> None:
+    """PNDM's steps offset takes 1,000 steps to timestep 1,000, one past the last trained one."""
+    from nodes.latent import noise_latent
+
+    model = ModelHandle(ModelManager(), "tiny-random")
+    encoded = encode_image(model, torch.rand(1, 32, 32, 3))
+    with pytest.raises(ValueError, match=r"1000 steps take the PNDMScheduler past .* use at most 999 steps"):
+        noise_latent(model, encoded, 0, 1.0, 1000, "pndm")
+    assert noise_latent(model, encoded, 0, 1.0, 999, "pndm")["samples"].shape == (1, 4, 4, 4)
