@@ -99,20 +99,18 @@ export class GraphFiles {
     }
   }
 
-  /** Upload an image and add a LoadImage node showing it at `position` (canvas coordinates). */
+  /** Upload an image, then add a LoadImage node showing it at `position` (canvas coordinates). */
   async addImageNode(file, position) {
-    const { graph } = this.app;
     const node = LiteGraph.createNode("LoadImage");
     if (!node) return this.app.report("this server has no LoadImage node");
-    node.pos = [...(position ?? this.#centre())];
-    graph.add(node);
     const combo = node.widgets.find((widget) => widget.name === "image");
     try {
-      await uploadInto(node, combo, file);
+      await uploadInto(node, combo, file); // the node appears only once its image is stored
     } catch (error) {
-      graph.remove(node);
-      this.app.report(`${file.name}: ${error.message}`);
+      return this.app.report(`${file.name}: ${error.message}`);
     }
+    node.pos = [...(position ?? this.#centre())];
+    this.app.graph.add(node);
     return node;
   }
 
