@@ -79,6 +79,11 @@ def new_document(prompt: Mapping[str, Any], title: str = "", description: str = 
 
 def parse_graph(text: str, source: str = "the graph") -> GraphDocument:
     """Read a graph from JSON text; `source` names it in error messages."""
+    return graph_from_json(read_json(text, source), source)
+
+
+def read_json(text: str, source: str = "the graph") -> Any:
+    """Parse graph JSON text, with a `GraphFileError` that says where it is broken."""
     if not text.strip():
         raise GraphFileError(f"{source} is empty; a graph file is a JSON object")
     try:
@@ -92,7 +97,7 @@ def parse_graph(text: str, source: str = "the graph") -> GraphDocument:
         raise GraphFileError(f"{source} nests lists or objects too deeply to be read") from None
     except ValueError as error:
         raise GraphFileError(f"{source} cannot be read: {error}") from None
-    return graph_from_json(data, source)
+    return data
 
 
 def graph_from_json(data: Any, source: str = "the graph") -> GraphDocument:

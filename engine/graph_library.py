@@ -7,7 +7,6 @@ workflow of a ComfyUI-style tool (converted here, its node positions kept as the
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from engine.graph_file import (
     graph_from_png,
     load_graph,
     new_document,
+    read_json,
 )
 from engine.registry import NodeRegistry
 from engine.workflow_convert import WorkflowError, workflow_to_prompt
@@ -79,14 +79,11 @@ def read_dropped_graph(data: bytes, filename: str, registry: NodeRegistry) -> Gr
     if data.startswith(PNG_SIGNATURE):
         return as_depthgraph(graph_from_png(data, source), Path(filename).stem)
     try:
-        text = data.decode("utf-8-sig")
-        parsed = json.loads(text)
+        parsed = read_json(data.decode("utf-8-sig"), source)
     except UnicodeDecodeError:
         raise GraphFileError(
             f"{source} is neither a PNG nor UTF-8 JSON; drop a graph file or an image saved by SaveImage"
         ) from None
-    except (json.JSONDecodeError, RecursionError, ValueError) as error:
-        raise GraphFileError(f"{source} is not valid JSON ({error}); drop a graph file or a PNG") from None
     if isinstance(parsed, Mapping) and isinstance(parsed.get("nodes"), list):
         return workflow_document(parsed, registry, Path(filename).stem)
     return as_depthgraph(graph_from_json(parsed, source), Path(filename).stem)

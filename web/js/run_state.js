@@ -11,7 +11,6 @@ export class RunState extends EventTarget {
   constructor(graph) {
     super();
     this.graph = graph;
-    this.promptIds = new Set(); // prompts this page queued
     this.reset();
   }
 
