@@ -98,6 +98,7 @@ def test_sockets_wear_their_type_colour_and_links_only_join_matching_types(edito
 
 def test_choosing_a_library_graph_from_the_menu_draws_its_nodes(editor: Editor) -> None:
     editor.testid("graph-menu-button").click()
+    editor.page.locator("[data-testid=graph-item]").first.wait_for()  # the menu fills from /graphs
     names = editor.page.locator("[data-testid=graph-item]").evaluate_all(
         "items => items.map((i) => i.dataset.name)"
     )
