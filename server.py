@@ -47,7 +47,14 @@ PREVIEW_IMAGE = 1
 IMAGE_FORMATS = {"JPEG": 1, "PNG": 2}
 # The history keeps these events of a run, as ComfyUI's does.
 KEPT_MESSAGES = frozenset(
-    {"execution_start", "execution_cached", "execution_success", "execution_error", "execution_interrupted"}
+    {
+        "execution_start",
+        "execution_cached",
+        "execution_warning",
+        "execution_success",
+        "execution_error",
+        "execution_interrupted",
+    }
 )
 
 

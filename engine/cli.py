@@ -287,6 +287,11 @@ def _run(args: argparse.Namespace, document: GraphDocument, engine: Engine, vali
     finally:
         signal.signal(signal.SIGINT, previous)
         progress.close()
+    for warning in result.warnings:
+        print(
+            f"depthgraph: warning: node {warning.node_id} ({warning.class_type}): {warning.text}",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(_result_json(result, engine.files), indent=2))
     if result.status == "interrupted":
@@ -338,6 +343,7 @@ def _result_json(result: RunResult, files: FileStore) -> dict[str, Any]:
         "outputs": outputs,
         "executed": result.executed,
         "cached": result.cached,
+        "warnings": [{"node_id": item.node_id, "message": item.text} for item in result.warnings],
         "seconds": round(result.seconds, 4),
     }
     if result.error is not None:
@@ -358,13 +364,19 @@ class _ProgressBar:
 
         self._bar = tqdm(total=total, unit="node", file=sys.stderr, dynamic_ncols=True, leave=False)
         self._current: str | None = None
+        self._counted: set[str] = set()  # a comparison grid meets its chain's nodes once per cell
+
+    def _count(self, node_ids: Sequence[str]) -> None:
+        fresh = [node_id for node_id in node_ids if node_id not in self._counted]
+        self._counted.update(fresh)
+        self._bar.update(len(fresh))
 
     def update(self, event: Event) -> None:
         if isinstance(event, NodesCached):
-            self._bar.update(len(event.node_ids))
+            self._count(event.node_ids)
         elif isinstance(event, NodeExecuting):
             if self._current is not None:
-                self._bar.update(1)
+                self._count([self._current])
             self._current = event.node_id
             if event.node_id is not None:
                 self._bar.set_postfix_str(f"node {event.node_id}", refresh=False)

@@ -7,6 +7,7 @@ if there is one. Relative paths in it are relative to the file. Example::
     output_dir: renders
     device: cuda
     dtype: float16
+    max_grid_cells: 64
     custom_nodes_dirs: [custom_nodes, ~/depthgraph-nodes]
     cache_budget: {cpu: 8GiB, cuda: 6GiB}
 """
@@ -48,6 +49,7 @@ class Settings:
     custom_nodes_dirs: list[Path] = field(default_factory=lambda: [Path("custom_nodes")])
     device: str = "auto"
     max_image_pixels: int = 64 * 2**20  # input images above this are refused (64 megapixels)
+    max_grid_cells: int = 64  # a comparison grid may run and draw at most this many cells
     dtype: str = "auto"  # weights: auto = float16 on CUDA/MPS, float32 on CPU; or float32, float16, bfloat16
     cache_budget: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
 
@@ -134,10 +136,10 @@ def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
             settings.device = value
         elif key == "max_upload_bytes":
             settings.max_upload_bytes = parse_bytes(value, "max_upload_bytes")
-        elif key == "max_image_pixels":
+        elif key in ("max_image_pixels", "max_grid_cells"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"config file {path}: max_image_pixels must be a positive whole number")
-            settings.max_image_pixels = value
+                raise ConfigError(f"config file {path}: {key} must be a positive whole number")
+            setattr(settings, key, value)
         elif key == "dtype":
             if value not in DTYPES:
                 raise ConfigError(f"config file {path}: dtype must be one of {', '.join(DTYPES)}")

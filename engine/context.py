@@ -16,6 +16,13 @@ class Interrupted(Exception):
     """The user asked to stop the running prompt."""
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds a node must respect whatever its inputs say (from the settings)."""
+
+    max_grid_cells: int = 64  # cells a comparison grid may run and draw
+
+
 @dataclass
 class NodeContext:
     """Handed to node functions that take a `context` parameter."""
@@ -31,6 +38,8 @@ class NodeContext:
     workflow: Mapping[str, Any] | None = None
     report: Callable[[int, int, PreviewFrame | None], None] = lambda value, total, preview: None
     interrupted: Callable[[], bool] = lambda: False
+    warned: Callable[[str], None] = lambda text: None
+    limits: Limits = field(default_factory=Limits)
     # Whether a listener shows step previews (the editor does); nodes skip making them otherwise.
     previews: bool = False
 
@@ -38,6 +47,10 @@ class NodeContext:
         """Raise `Interrupted` if the user asked to stop."""
         if self.interrupted():
             raise Interrupted(f"interrupted at node {self.node_id} ({self.class_type})")
+
+    def warn(self, text: str) -> None:
+        """Tell the user something looks wrong without failing the node (shown and kept in history)."""
+        self.warned(text)
 
     def progress(self, value: int, total: int, preview: PreviewFrame | None = None) -> None:
         """Report step `value` of `total` (with an optional preview) and stop here if interrupted."""

@@ -83,6 +83,24 @@ class NodeExecuted:
 
 
 @dataclass(slots=True)
+class NodeWarning:
+    """A node ran but something in its input deserves the user's attention (an all-zero mask, say)."""
+
+    prompt_id: str
+    node_id: str
+    class_type: str
+    text: str
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "execution_warning", {
+            "prompt_id": self.prompt_id,
+            "node_id": self.node_id,
+            "node_type": self.class_type,
+            "message": self.text,
+        }
+
+
+@dataclass(slots=True)
 class PromptSucceeded:
     prompt_id: str
 
@@ -134,6 +152,7 @@ Event = (
     | NodeExecuting
     | Progress
     | NodeExecuted
+    | NodeWarning
     | PromptSucceeded
     | PromptFailed
     | PromptInterrupted

@@ -63,6 +63,9 @@ class InputSpec:
     upload: str | None = None  # "image" adds the editor's upload button (ComfyUI's image_upload)
     missing_hint: MissingHint | None = None
     tooltip: str = ""
+    # A lazy socket is not computed before its node runs: the node gets a `SubChain` and runs the
+    # chain behind the link itself, as often as it needs, with some constants changed (a sweep).
+    lazy: bool = False
 
     @property
     def is_widget(self) -> bool:
@@ -81,8 +84,10 @@ class Input:
     """Constructors for `InputSpec`, one per kind of input."""
 
     @staticmethod
-    def socket(name: str, type: str, *, optional: bool = False, tooltip: str = "") -> InputSpec:
-        return InputSpec(name, type, required=not optional, tooltip=tooltip)
+    def socket(
+        name: str, type: str, *, optional: bool = False, lazy: bool = False, tooltip: str = ""
+    ) -> InputSpec:
+        return InputSpec(name, type, required=not optional, tooltip=tooltip, lazy=lazy)
 
     @staticmethod
     def int(
@@ -187,12 +192,14 @@ class NodeDefinition:
     module: str = ""
     wants_context: bool = False
     inputs_by_name: Mapping[str, InputSpec] = field(default_factory=dict, compare=False, repr=False)
+    lazy_inputs: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         names = [spec.name for spec in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError(f"node {self.class_name}: input names repeat: {names}")
         object.__setattr__(self, "inputs_by_name", {spec.name: spec for spec in self.inputs})
+        object.__setattr__(self, "lazy_inputs", frozenset(spec.name for spec in self.inputs if spec.lazy))
 
 
 def node(

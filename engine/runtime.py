@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.cache import ResultCache
 from engine.config import Settings
+from engine.context import Limits
 from engine.devices import resolve_device
 from engine.events import Listener
 from engine.files import FileStore
@@ -38,7 +39,8 @@ class Engine:
         self.device = resolve_device(self.settings.device)
         self.cache = ResultCache(self.settings.cache_budget)
         self.models = ModelManager(self.settings.models_dir, self.device, self.settings.dtype)
-        self.executor = Executor(self.cache, self.files, self.device, self.models)
+        limits = Limits(max_grid_cells=self.settings.max_grid_cells)
+        self.executor = Executor(self.cache, self.files, self.device, self.models, limits)
 
     def validate(self, prompt: Any, targets: Iterable[str] | None = None) -> Validation:
         return validate(prompt, self.registry, self.files, targets)

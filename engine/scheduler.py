@@ -15,6 +15,11 @@ Example: for ``Load(1) -> Invert(2) -> Save(3)``, the first run runs 1, 2 and 3.
 finds 3's signature cached and runs nothing. Changing 2's constant changes the signatures of 2 and 3
 (3's includes 2's) but not 1's: 2 and 3 run, 1 is served from the cache.
 
+A lazy input (a comparison grid's `images`) is not computed before its node: the node gets a
+`SubChain` and runs the chain behind it within this run, once per swept value. Each of those runs is
+planned the same way against the same cache, so what the values share runs once; each node is listed
+once in the result, as executed if it ran at all.
+
 Everything is a loop over lists (no recursion), so a chain of 100,000 nodes runs like a chain of three.
 An interrupt is honoured before every node and whenever a node reports progress.
 """
@@ -25,17 +30,18 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.cache import CachedResult, ResultCache
-from engine.context import Interrupted, NodeContext
+from engine.context import Interrupted, Limits, NodeContext
 from engine.events import (
     Listener,
     NodeExecuted,
     NodeExecuting,
     NodesCached,
+    NodeWarning,
     PreviewFrame,
     Progress,
     PromptFailed,
@@ -45,10 +51,11 @@ from engine.events import (
 )
 from engine.files import FileStore
 from engine.gc_pause import gc_paused
-from engine.graph import ExecutableGraph, GraphNode
+from engine.graph import ExecutableGraph, GraphNode, Link
 from engine.models.manager import ModelManager
 from engine.registry import NodeOutput
 from engine.signatures import FingerprintError, compute_signatures
+from engine.subchain import SubChain
 
 RunStatus = Literal["success", "error", "interrupted"]
 
@@ -64,6 +71,7 @@ class RunResult:
     cached: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: PromptFailed | None = None
+    warnings: list[NodeWarning] = field(default_factory=list)
 
 
 class NodeResultError(TypeError):
@@ -81,18 +89,35 @@ class _Plan:
     cached: dict[str, CachedResult]  # node id -> its cached result
 
 
+@dataclass
+class _Run:
+    """One run in progress: where its events go and what it has done so far."""
+
+    prompt_id: str
+    emit: Listener
+    workflow: Mapping[str, Any] | None
+    result: RunResult
+    current: GraphNode | None = None  # the node running now (the innermost, within a sub-chain)
+    reported: set[str] = field(default_factory=set)  # ids already in result.executed or result.cached
+
+
 class Executor:
     """Runs graphs against one result cache, on one device. One run at a time."""
 
     def __init__(
-        self, cache: ResultCache, files: FileStore, device: str = "cpu", models: ModelManager | None = None
+        self,
+        cache: ResultCache,
+        files: FileStore,
+        device: str = "cpu",
+        models: ModelManager | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.cache = cache
         self.files = files
         self.device = device
         self.models = models or ModelManager(files.models_dir, device)
+        self.limits = limits or Limits()
         self._interrupt = threading.Event()
-        self._prompt_id = ""
         self.previews = False  # set by front ends that display step previews
 
     def interrupt(self) -> None:
@@ -112,83 +137,117 @@ class Executor:
         prompt_id = prompt_id or str(uuid.uuid4())
         emit: Listener = on_event or _ignore
         self._interrupt.clear()
-        self._prompt_id = prompt_id
         result = RunResult(prompt_id, "success")
+        run = _Run(prompt_id, emit, workflow, result)
         emit(PromptStarted(prompt_id))
-
-        current: GraphNode | None = None
         try:
             with gc_paused():
                 signatures = compute_signatures(graph, self.files)
                 plan = self._plan(graph, signatures)
-            result.cached.extend(plan.cached)
-            if plan.cached:
-                emit(NodesCached(prompt_id, list(plan.cached)))
-            for node_id, hit in plan.cached.items():
-                if hit.ui and node_id in graph.targets:
-                    result.outputs[node_id] = hit.ui
-                    emit(NodeExecuted(prompt_id, node_id, hit.ui))
-
-            # Values this run holds by signature, and how many pending reads each still has.
-            values: dict[str, tuple[Any, ...]] = {}
-            reads: dict[str, int] = {}
-            for node_id in plan.runners:
-                for link in graph.nodes[node_id].links.values():
-                    source_signature = signatures[link.source]
-                    reads[source_signature] = reads.get(source_signature, 0) + 1
-            for node_id, hit in plan.cached.items():
-                if signatures[node_id] in reads:
-                    values[signatures[node_id]] = hit.values
-            uis: dict[str, Mapping[str, Any] | None] = {}
-
-            for node_id, is_alias in plan.steps:
-                if is_alias:
-                    self._serve_alias(graph, node_id, uis[signatures[node_id]], result, emit)
-                    continue
-                if self._interrupt.is_set():
-                    current = graph.nodes[node_id]
-                    raise Interrupted(f"interrupted before node {node_id}")
-                current = graph.nodes[node_id]
-                emit(NodeExecuting(prompt_id, node_id))
-                node_values, ui = self._execute(current, values, signatures, graph, emit, workflow)
-                signature = signatures[node_id]
-                self.cache.put(signature, node_values, ui)
-                if signature in reads:
-                    values[signature] = node_values
-                uis[signature] = ui
-                result.executed.append(node_id)
-                if ui:
-                    if node_id in graph.targets:
-                        result.outputs[node_id] = ui
-                    emit(NodeExecuted(prompt_id, node_id, ui))
-                for link in current.links.values():
-                    source_signature = signatures[link.source]
-                    reads[source_signature] -= 1
-                    if reads[source_signature] == 0:
-                        values.pop(source_signature, None)
-            current = None
+            self._run_plan(graph, signatures, plan, run, keep_targets=False)
+            run.current = None
             emit(PromptSucceeded(prompt_id))
         except Interrupted:
             result.status = "interrupted"
-            node_id_or_none = current.node_id if current else None
-            class_type = current.class_type if current else None
-            emit(PromptInterrupted(prompt_id, node_id_or_none, class_type, list(result.executed)))
+            node_id = run.current.node_id if run.current else None
+            class_type = run.current.class_type if run.current else None
+            emit(PromptInterrupted(prompt_id, node_id, class_type, list(result.executed)))
         except FingerprintError as error:
             result.status = "error"
             result.error = self._failure(prompt_id, error.node_id, error.class_type, error.cause, result)
             emit(result.error)
         except Exception as error:
             result.status = "error"
-            node_id_text = current.node_id if current else ""
-            class_type_text = current.class_type if current else ""
+            node_id_text = run.current.node_id if run.current else ""
+            class_type_text = run.current.class_type if run.current else ""
             result.error = self._failure(prompt_id, node_id_text, class_type_text, error, result)
             emit(result.error)
         result.seconds = time.perf_counter() - started
         emit(NodeExecuting(prompt_id, None))
         return result
 
+    def _run_plan(
+        self,
+        graph: ExecutableGraph,
+        signatures: Mapping[str, str],
+        plan: _Plan,
+        run: _Run,
+        *,
+        keep_targets: bool,
+    ) -> dict[str, tuple[Any, ...]]:
+        """Serve the cached nodes, run the others in order; return the targets' values if asked."""
+        result, emit, prompt_id = run.result, run.emit, run.prompt_id
+        self._record(run, result.cached, plan.cached)
+        if plan.cached:
+            emit(NodesCached(prompt_id, list(plan.cached)))
+        for node_id, hit in plan.cached.items():
+            if hit.ui and node_id in graph.targets:
+                result.outputs[node_id] = hit.ui
+                emit(NodeExecuted(prompt_id, node_id, hit.ui))
+
+        # Values this run holds by signature, and how many pending reads each still has.
+        kept = {signatures[node_id] for node_id in graph.targets} if keep_targets else set()
+        values: dict[str, tuple[Any, ...]] = {}
+        reads: dict[str, int] = {}
+        for node_id in plan.runners:
+            for link in graph.nodes[node_id].eager_links():
+                source_signature = signatures[link.source]
+                reads[source_signature] = reads.get(source_signature, 0) + 1
+        for node_id, hit in plan.cached.items():
+            if signatures[node_id] in reads or signatures[node_id] in kept:
+                values[signatures[node_id]] = hit.values
+        uis: dict[str, Mapping[str, Any] | None] = {}
+
+        for node_id, is_alias in plan.steps:
+            if is_alias:
+                self._serve_alias(graph, node_id, uis[signatures[node_id]], run)
+                continue
+            run.current = graph.nodes[node_id]
+            if self._interrupt.is_set():
+                raise Interrupted(f"interrupted before node {node_id}")
+            emit(NodeExecuting(prompt_id, node_id))
+            node_values, ui = self._execute(run.current, values, signatures, graph, run)
+            signature = signatures[node_id]
+            self.cache.put(signature, node_values, ui)
+            if signature in reads or signature in kept:
+                values[signature] = node_values
+            uis[signature] = ui
+            self._record(run, result.executed, (node_id,))
+            if ui:
+                if node_id in graph.targets:
+                    result.outputs[node_id] = ui
+                emit(NodeExecuted(prompt_id, node_id, ui))
+            for link in run.current.eager_links():
+                source_signature = signatures[link.source]
+                reads[source_signature] -= 1
+                if reads[source_signature] == 0 and source_signature not in kept:
+                    values.pop(source_signature, None)
+        return {
+            node_id: values[signatures[node_id]] for node_id in graph.targets if signatures[node_id] in values
+        }
+
+    @staticmethod
+    def _record(run: _Run, into: list[str], node_ids: Iterable[str]) -> None:
+        """List nodes as executed or cached, each once per run (a sub-chain may meet them again)."""
+        for node_id in node_ids:
+            if node_id not in run.reported:
+                run.reported.add(node_id)
+                into.append(node_id)
+
+    def _evaluate(self, graph: ExecutableGraph, link: Link, run: _Run) -> Any:
+        """Run a lazy input's chain (see engine.subchain) inside the current run; return its value."""
+        caller = run.current
+        with gc_paused():
+            signatures = compute_signatures(graph, self.files)
+            plan = self._plan(graph, signatures)
+        values = self._run_plan(graph, signatures, plan, run, keep_targets=True)
+        run.current = caller
+        if caller is not None:
+            run.emit(NodeExecuting(run.prompt_id, caller.node_id))  # the caller is running again
+        return values[link.source][link.output]
+
     def _plan(self, graph: ExecutableGraph, signatures: Mapping[str, str]) -> _Plan:
-        """Walk back from the targets, stopping at cached results."""
+        """Walk back from the targets, stopping at cached results (and at lazy inputs)."""
         visited: set[str] = set()
         to_run: set[str] = set()
         cached: dict[str, CachedResult] = {}
@@ -203,7 +262,7 @@ class Executor:
                 cached[node_id] = hit
                 continue
             to_run.add(node_id)
-            stack.extend(link.source for link in graph.nodes[node_id].links.values())
+            stack.extend(link.source for link in graph.nodes[node_id].eager_links())
         steps: list[tuple[str, bool]] = []
         runners: set[str] = set()
         first_by_signature: dict[str, str] = {}
@@ -216,20 +275,15 @@ class Executor:
         return _Plan(steps, runners, cached)
 
     def _serve_alias(
-        self,
-        graph: ExecutableGraph,
-        node_id: str,
-        ui: Mapping[str, Any] | None,
-        result: RunResult,
-        emit: Listener,
+        self, graph: ExecutableGraph, node_id: str, ui: Mapping[str, Any] | None, run: _Run
     ) -> None:
         """A node identical to one that already ran in this run: report it as cached."""
-        result.cached.append(node_id)
-        emit(NodesCached(result.prompt_id, [node_id]))
+        self._record(run, run.result.cached, (node_id,))
+        run.emit(NodesCached(run.prompt_id, [node_id]))
         if ui:
             if node_id in graph.targets:
-                result.outputs[node_id] = ui
-            emit(NodeExecuted(result.prompt_id, node_id, ui))
+                run.result.outputs[node_id] = ui
+            run.emit(NodeExecuted(run.prompt_id, node_id, ui))
 
     def _execute(
         self,
@@ -237,34 +291,20 @@ class Executor:
         values: Mapping[str, tuple[Any, ...]],
         signatures: Mapping[str, str],
         graph: ExecutableGraph,
-        emit: Listener,
-        workflow: Mapping[str, Any] | None,
+        run: _Run,
     ) -> tuple[tuple[Any, ...], Mapping[str, Any] | None]:
         """Call one node's function with its constants and linked values; check what it returns."""
         definition = graph_node.definition
         kwargs = dict(graph_node.constants)
         for name, link in graph_node.links.items():
-            kwargs[name] = values[signatures[link.source]][link.output]
+            if name in definition.lazy_inputs:
+                kwargs[name] = SubChain(
+                    graph, link, self.files, lambda chain, end: self._evaluate(chain, end, run)
+                )
+            else:
+                kwargs[name] = values[signatures[link.source]][link.output]
         if definition.wants_context:
-            node_id = graph_node.node_id
-            prompt_id = self._prompt_id
-
-            def report(value: int, total: int, preview: PreviewFrame | None) -> None:
-                emit(Progress(prompt_id, node_id, value, total, preview))
-
-            kwargs["context"] = NodeContext(
-                prompt_id=prompt_id,
-                node_id=node_id,
-                class_type=definition.class_name,
-                files=self.files,
-                device=self.device,
-                models=self.models,
-                prompt=graph.prompt,
-                workflow=workflow,
-                report=report,
-                interrupted=self._interrupt.is_set,
-                previews=self.previews,
-            )
+            kwargs["context"] = self._context(graph_node, graph, run)
         returned = definition.function(**kwargs)
         ui: Mapping[str, Any] | None = None
         if isinstance(returned, NodeOutput):
@@ -280,6 +320,38 @@ class Executor:
                 f"of {len(definition.outputs)} value(s), one per output"
             )
         return returned, ui
+
+    def _context(self, graph_node: GraphNode, graph: ExecutableGraph, run: _Run) -> NodeContext:
+        node_id, class_type, prompt_id, emit = (
+            graph_node.node_id,
+            graph_node.class_type,
+            run.prompt_id,
+            run.emit,
+        )
+
+        def report(value: int, total: int, preview: PreviewFrame | None) -> None:
+            emit(Progress(prompt_id, node_id, value, total, preview))
+
+        def warned(text: str) -> None:
+            warning = NodeWarning(prompt_id, node_id, class_type, text)
+            run.result.warnings.append(warning)
+            emit(warning)
+
+        return NodeContext(
+            prompt_id=prompt_id,
+            node_id=node_id,
+            class_type=class_type,
+            files=self.files,
+            device=self.device,
+            models=self.models,
+            prompt=graph.prompt,
+            workflow=run.workflow,
+            report=report,
+            interrupted=self._interrupt.is_set,
+            warned=warned,
+            limits=self.limits,
+            previews=self.previews,
+        )
 
     @staticmethod
     def _failure(

@@ -26,6 +26,8 @@ def input_schema(spec: InputSpec, files: FileStore) -> list[Any]:
         options["image_upload"] = True
     if spec.tooltip:
         options["tooltip"] = spec.tooltip
+    if spec.lazy:
+        options["lazy"] = True  # ComfyUI's flag for inputs evaluated on demand
     kind: Any = list(spec.choices(files)) if spec.type == COMBO else spec.type
     return [kind, options] if options else [kind]
 

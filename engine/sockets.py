@@ -6,6 +6,7 @@ DEPTH          float tensor [B, 1, H, W], relative inverse depth: larger = neare
 LATENT         {"samples": [B, 4, H/8, W/8], ...} with an optional noise mask
 CONDITIONING   text embeddings [B, 77, 1024]
 MODEL, CLIP, VAE, DEPTH_MODEL   handles from the model manager
+GRID_LABELS    a comparison grid's column and row labels (nodes.grid.GridLabels)
 """
 
 IMAGE = "IMAGE"
@@ -17,3 +18,4 @@ MODEL = "MODEL"
 CLIP = "CLIP"
 VAE = "VAE"
 DEPTH_MODEL = "DEPTH_MODEL"
+GRID_LABELS = "GRID_LABELS"

@@ -277,25 +277,45 @@ def _check_constant(
     graph_node: GraphNode, spec: InputSpec, value: Any, files: FileStore
 ) -> tuple[Code, str] | None:
     try:
+        graph_node.constants[spec.name] = checked_constant(spec, value, files)
+    except ConstantError as error:
+        return error.code, str(error)
+    return None
+
+
+class ConstantError(ValueError):
+    """A typed-in value that does not fit its input; `code` says how."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def checked_constant(spec: InputSpec, value: Any, files: FileStore) -> Any:
+    """`value` read as the input's type and checked against its bounds and choices, or `ConstantError`."""
+    try:
         coerced = coerce(spec.type, value)
     except NotCoercibleError:
-        return Code.INVALID_INPUT_TYPE, f"{value!r} is not {expected(spec.type)}"
+        raise ConstantError(Code.INVALID_INPUT_TYPE, f"{value!r} is not {expected(spec.type)}") from None
     if spec.min is not None and coerced < spec.min:
-        return Code.VALUE_SMALLER_THAN_MIN, f"{coerced} is below the minimum {spec.min}"
+        raise ConstantError(Code.VALUE_SMALLER_THAN_MIN, f"{coerced} is below the minimum {spec.min}")
     if spec.max is not None and coerced > spec.max:
-        return Code.VALUE_BIGGER_THAN_MAX, f"{coerced} is above the maximum {spec.max}"
+        raise ConstantError(Code.VALUE_BIGGER_THAN_MAX, f"{coerced} is above the maximum {spec.max}")
     if spec.type == COMBO:
         choices = spec.choices(files)
         if coerced not in choices:
             if spec.missing_hint is not None:
-                return Code.VALUE_NOT_IN_LIST, spec.missing_hint(files, coerced)
+                raise ConstantError(Code.VALUE_NOT_IN_LIST, spec.missing_hint(files, coerced))
             if not choices:
-                return Code.VALUE_NOT_IN_LIST, f"{coerced!r} is not available: there are no choices"
+                raise ConstantError(
+                    Code.VALUE_NOT_IN_LIST, f"{coerced!r} is not available: there are no choices"
+                )
             shown = ", ".join(repr(choice) for choice in list(choices)[:12])
             more = ", ..." if len(choices) > 12 else ""
-            return Code.VALUE_NOT_IN_LIST, f"{coerced!r} is not one of the choices [{shown}{more}]"
-    graph_node.constants[spec.name] = coerced
-    return None
+            raise ConstantError(
+                Code.VALUE_NOT_IN_LIST, f"{coerced!r} is not one of the choices [{shown}{more}]"
+            )
+    return coerced
 
 
 def _topological_order(

@@ -16,6 +16,7 @@ from engine.registry import Input, NodeOutput, Output, node
 from engine.sockets import IMAGE, MASK
 from nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
 from nodes.parameters import generation_parameters
+from nodes.spatial import fit_mask
 
 SCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 MAX_SIDE = 16384
@@ -206,13 +207,25 @@ def fit_to_multiple(image: torch.Tensor, multiple: int, method: str) -> torch.Te
     "ImageSizeForModel",
     display_name="Size Image for Model",
     category="image",
-    description="Brings an image to sides that are multiples of 8 (or 64) by cropping, padding or resizing.",
+    description=(
+        "Brings an image (and its mask) to sides that are multiples of 8 (or 64) by cropping, padding or "
+        "resizing."
+    ),
     inputs=[
         Input.socket("image", IMAGE),
         Input.int("multiple", 8, min=8, max=64, step=8, tooltip="8 is what the model needs; 64 is safest"),
         Input.combo("method", ("crop", "pad", "resize")),
+        Input.socket("mask", MASK, optional=True, tooltip="sized the same way, so it still fits the image"),
     ],
-    outputs=[Output(IMAGE)],
+    outputs=[Output(IMAGE), Output(MASK)],
 )
-def image_size_for_model(image: torch.Tensor, multiple: int, method: str) -> tuple[torch.Tensor]:
-    return (fit_to_multiple(image, multiple, method),)
+def image_size_for_model(
+    image: torch.Tensor, multiple: int, method: str, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    sized = fit_to_multiple(image, multiple, method)
+    if mask is None:
+        return sized, torch.zeros(sized.shape[:3], dtype=sized.dtype, device=sized.device)
+    fix = "load the mask from the same picture, or scale it to the image first"
+    mask = fit_mask(mask, image.shape[1], image.shape[2], "the image", fix)
+    planes = fit_to_multiple(mask[..., None].expand(-1, -1, -1, 3), multiple, method)
+    return sized, planes[..., 0].contiguous()

@@ -1,4 +1,5 @@
-"""Where randomness enters: sampling the VAE posterior and the noise from one seeded generator."""
+"""Where randomness enters (sampling the VAE posterior and the noise from one seeded generator), and
+the noise mask that limits where the sampler may change the latents."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ from typing import Any
 
 import torch
 
+from engine.context import NodeContext
 from engine.models.manager import ModelHandle
 from engine.registry import Input, Output, node
-from engine.sockets import LATENT, MODEL
+from engine.sockets import LATENT, MASK, MODEL
 from nodes.schedulers import SCHEDULERS, denoising_timesteps, make_scheduler
+from nodes.spatial import fit_mask, match_batch
+from nodes.vae import LATENT_SCALE
 
 MAX_SEED = 2**64 - 1
 FULL_STRENGTH = ("image+noise", "noise only")
@@ -98,3 +102,42 @@ def noise_latent_node(
     if "posterior" not in latent:
         raise ValueError("this latent has no VAE posterior to noise; link it from a VAEEncode node")
     return (noise_latent(model, latent, seed, strength, steps, scheduler, full_strength),)
+
+
+def set_noise_mask(latent: dict[str, Any], mask: torch.Tensor) -> tuple[dict[str, Any], str | None]:
+    """The latent with a noise mask [B, 1, H, W] at image size (the sampler scales it to the latents),
+    and a warning when the mask selects nothing."""
+    samples = latent["samples"]
+    height, width = samples.shape[-2] * LATENT_SCALE, samples.shape[-1] * LATENT_SCALE
+    fix = (
+        "pass the mask through the same Size Image for Model node as the image; a mask made from a "
+        "depth map needs the depth matched to the image first (Match Depth to Image)"
+    )
+    sized = fit_mask(mask.float(), height, width, "the image of these latents", fix)
+    sized = match_batch(sized, samples.shape[0], "the mask", "the latents")
+    warning = None
+    if not bool((sized > 0).any()):
+        warning = (
+            "the mask is all zeros, so nothing will be regenerated: the sampler returns the input latents"
+        )
+    return {**latent, "noise_mask": sized[:, None].contiguous()}, warning
+
+
+@node(
+    "SetLatentNoiseMask",
+    display_name="Set Latent Noise Mask",
+    category="latent/inpaint",
+    description=(
+        "Marks where the sampler may change the latents (mask 1 = regenerate); the rest is re-imposed from "
+        "the original after every step, so only the masked area changes."
+    ),
+    inputs=[Input.socket("samples", LATENT), Input.socket("mask", MASK)],
+    outputs=[Output(LATENT)],
+)
+def set_latent_noise_mask(
+    samples: dict[str, Any], mask: torch.Tensor, context: NodeContext
+) -> tuple[dict[str, Any]]:
+    latent, warning = set_noise_mask(samples, mask)
+    if warning:
+        context.warn(warning)
+    return (latent,)

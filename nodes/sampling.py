@@ -17,6 +17,7 @@ from engine.registry import Input, Output, node
 from engine.sockets import CONDITIONING, DEPTH, LATENT, MODEL
 from nodes.image_tensors import tensor_to_pil
 from nodes.schedulers import denoising_timesteps, make_scheduler
+from nodes.spatial import resize_planes
 
 
 def prepare_depth(depth: torch.Tensor, size: tuple[int, int], batch: int) -> torch.Tensor:
@@ -99,7 +100,7 @@ def sample(
     options = _step_options(scheduler, generator)
     mask = latent.get("noise_mask")
     if mask is not None:
-        mask = F.interpolate(mask.to(device=device, dtype=dtype), size=latents.shape[-2:], mode="bilinear")
+        mask = resize_planes(mask.to(device), *latents.shape[-2:]).to(dtype)
     with torch.inference_mode():
         for index, timestep in enumerate(timesteps):
             model_input = torch.cat([latents, latents]) if guided else latents

@@ -14,6 +14,7 @@ from typing import Any
 from engine.context import NodeContext
 from engine.files import FileStore
 from engine.registry import ANY, Input, NodeOutput, NodeRegistry, Output, node
+from engine.subchain import SubChain
 
 CALLS: Counter[str] = Counter()
 # Called at every progress step of `Steps` (tests use it to interrupt mid-node).
@@ -159,6 +160,37 @@ def blob(size: int, tag: int) -> tuple[bytes]:
 )
 def bad() -> tuple[int]:
     return (1,)
+
+
+@node(
+    "Sweep",
+    category="test",
+    description="Runs the chain behind `value` once per number in `values`, changing `target`.",
+    inputs=[
+        Input.socket("value", "INT", lazy=True),
+        Input.string("target", "1.value"),
+        Input.string("values", "1, 2, 3"),
+    ],
+    outputs=[Output("LIST")],
+)
+def sweep(value: SubChain, target: str, values: str) -> tuple[list[Any]]:
+    CALLS["Sweep"] += 1
+    node_id, _, name = target.partition(".")
+    checked = value.check(node_id, name, values.split(","))
+    return ([value.evaluate({node_id: {name: item}}) for item in checked],)
+
+
+@node(
+    "Warn",
+    category="test",
+    description="Passes a number on, warning when it is zero.",
+    inputs=[Input.int("value", 0)],
+    outputs=[Output("INT")],
+)
+def warn(value: int, context: NodeContext) -> tuple[int]:
+    if value == 0:
+        context.warn("the value is zero")
+    return (value,)
 
 
 class Holder:

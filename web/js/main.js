@@ -178,14 +178,21 @@ class Editor {
   #followRun(socket, notice) {
     const title = (id) => this.graph.getNodeById(Number(id) || id)?.title ?? `node ${id}`;
     let started = 0;
+    let warnings = [];
+    const warned = () => (warnings.length ? ` · warning: ${warnings.join("; ")}` : "");
     const on = (type, text) => socket.addEventListener(type, ({ detail }) => (notice.textContent = text(detail ?? {})));
     on("execution_start", () => {
       started = performance.now();
+      warnings = [];
       return "running…";
+    });
+    on("execution_warning", ({ node_id, message }) => {
+      warnings.push(`${title(node_id)}: ${message}`);
+      return `warning at ${title(node_id)}: ${message}`;
     });
     on("executing", ({ node }) => (node == null ? notice.textContent : `running ${title(node)}`));
     on("progress", ({ node, value, max }) => `${title(node)} ${value}/${max}`);
-    on("execution_success", () => `done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    on("execution_success", () => `done in ${((performance.now() - started) / 1000).toFixed(1)} s${warned()}`);
     on("execution_interrupted", () => "interrupted");
     on("execution_error", ({ node_id }) => `failed at ${title(node_id)}`);
   }

@@ -1,0 +1,250 @@
+"""Comparison grids: run a chain of nodes over a list of values, and lay images out with labels.
+
+`SweepImages` takes its `images` lazily (see engine.subchain): for every value of one or two swept
+inputs — strength 0.4, 0.6, 0.8, 1.0 across, two seeds down — it runs the chain behind the link with
+that value. The chain runs inside the current run on the same cache, so what does not depend on the
+swept input (loading, depth, text encoding, VAE encoding) runs once for the whole grid.
+`ImageGrid` draws any batch of images as a grid with column and row labels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from engine.context import NodeContext
+from engine.registry import Input, Output, node
+from engine.sockets import GRID_LABELS, IMAGE
+from engine.subchain import SubChain
+from nodes.image_tensors import tensor_to_pil
+
+
+@dataclass(frozen=True)
+class GridLabels:
+    """What a sweep's cells show: one label per column, one per row, and images per cell."""
+
+    columns: tuple[str, ...]
+    rows: tuple[str, ...] = ()
+    per_cell: int = 1
+
+
+def split_values(text: str) -> list[str]:
+    """Values typed as one text: one per line if there are several lines (for prompts, which hold
+    commas), else separated by commas. Blank entries are dropped."""
+    parts = text.splitlines() if "\n" in text.strip() else text.split(",")
+    return [part.strip() for part in parts if part.strip()]
+
+
+def parse_target(text: str) -> tuple[str, str]:
+    """ "8.strength" -> ("8", "strength")."""
+    node_id, dot, name = text.strip().partition(".")
+    if not dot or not node_id or not name:
+        raise ValueError(
+            f"{text!r} does not name an input; write NODE_ID.INPUT, e.g. 8.strength (the node's id is "
+            "shown on it in the editor and is its key in the graph file)"
+        )
+    return node_id.strip(), name.strip()
+
+
+def _axis(chain: SubChain, target: str, values_text: str, axis: str) -> tuple[str, str, list[Any]]:
+    node_id, name = parse_target(target)
+    values = split_values(values_text)
+    if not values:
+        raise ValueError(f"{axis}_values is empty; list the values to try, e.g. 0.4, 0.6, 0.8, 1.0")
+    return node_id, name, chain.check(node_id, name, values)
+
+
+def _label(name: str, value: Any) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{name} {text}"
+
+
+@node(
+    "SweepImages",
+    display_name="Sweep Values",
+    category="image/grid",
+    description=(
+        "Runs the chain behind `images` once per value of a typed-in input (and optionally of a second "
+        "one, for rows) and returns every cell's images in order, for an Image Grid."
+    ),
+    inputs=[
+        Input.socket("images", IMAGE, lazy=True, tooltip="the end of the chain to repeat, e.g. VAE Decode"),
+        Input.string("x_input", "8.strength", tooltip="NODE_ID.INPUT to vary across the columns"),
+        Input.string(
+            "x_values", "0.4, 0.6, 0.8, 1.0", multiline=True, tooltip="separated by commas, or one per line"
+        ),
+        Input.string("y_input", "", tooltip="NODE_ID.INPUT to vary down the rows (empty: one row)"),
+        Input.string("y_values", "", multiline=True, tooltip="separated by commas, or one per line"),
+    ],
+    outputs=[Output(IMAGE, "images"), Output(GRID_LABELS, "labels")],
+)
+def sweep_images(
+    images: SubChain, x_input: str, x_values: str, y_input: str, y_values: str, context: NodeContext
+) -> tuple[torch.Tensor, GridLabels]:
+    x_node, x_name, xs = _axis(images, x_input, x_values, "x")
+    rows: list[tuple[str, str, Any] | None] = [None]
+    if y_input.strip():
+        y_node, y_name, ys = _axis(images, y_input, y_values, "y")
+        if (y_node, y_name) == (x_node, x_name):
+            raise ValueError(f"x_input and y_input both name {x_node}.{x_name}; sweep two different inputs")
+        rows = [(y_node, y_name, value) for value in ys]
+    cells = len(xs) * len(rows)
+    limit = context.limits.max_grid_cells
+    if cells > limit:
+        raise ValueError(
+            f"this sweep makes {len(xs)} × {len(rows)} = {cells} cells, more than the limit of {limit}; "
+            "sweep fewer values, or raise max_grid_cells in the settings"
+        )
+    results: list[torch.Tensor] = []
+    for row in rows:
+        for value in xs:
+            changes: dict[str, dict[str, Any]] = {x_node: {x_name: value}}
+            if row is not None:
+                changes.setdefault(row[0], {})[row[1]] = row[2]
+            results.append(images.evaluate(changes))
+            context.progress(len(results), cells)
+    per_cell = results[0].shape[0]
+    if any(result.shape[0] != per_cell for result in results):
+        raise ValueError("the swept input changes the batch size; sweep an input that keeps it")
+    labels = GridLabels(
+        columns=tuple(_label(x_name, value) for value in xs),
+        rows=tuple(_label(row[1], row[2]) for row in rows if row is not None),
+        per_cell=per_cell,
+    )
+    return torch.cat([_letterboxed(results, result) for result in results]), labels
+
+
+def _letterboxed(all_images: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """`images` centred on white at the largest size among `all_images` (cells may differ in size)."""
+    height = max(item.shape[1] for item in all_images)
+    width = max(item.shape[2] for item in all_images)
+    if images.shape[1:3] == (height, width):
+        return images
+    canvas = torch.ones(images.shape[0], height, width, 3, dtype=images.dtype, device=images.device)
+    top, left = (height - images.shape[1]) // 2, (width - images.shape[2]) // 2
+    canvas[:, top : top + images.shape[1], left : left + images.shape[2]] = images
+    return canvas
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
+    """`text`, cut short with an ellipsis if it is wider than `width` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _split_labels(text: str) -> tuple[str, ...]:
+    return tuple(split_values(text))
+
+
+def grid_layout(count: int, columns: int, labels: GridLabels | None) -> tuple[int, int]:
+    """(columns, rows) for `count` images: as asked, else the sweep's columns, else near-square."""
+    if columns <= 0:
+        columns = len(labels.columns) if labels is not None else math.ceil(math.sqrt(count))
+    columns = max(1, min(columns, count))
+    return columns, math.ceil(count / columns)
+
+
+def draw_grid(
+    images: torch.Tensor,
+    columns: int,
+    column_labels: tuple[str, ...],
+    row_labels: tuple[str, ...],
+    gap: int,
+    font_size: int,
+) -> torch.Tensor:
+    """Images [N, H, W, 3] on a white sheet, `columns` across, labels above the columns and left of
+    the rows; returns one image [1, H', W', 3]."""
+    count, height, width = images.shape[0], images.shape[1], images.shape[2]
+    rows = math.ceil(count / columns)
+    size = font_size or max(12, min(48, width // 14))
+    font = _font(size)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    top = size + 2 * gap + 4 if column_labels else gap
+    left_width = 0
+    if row_labels:
+        left_width = min(
+            width, int(max(measure.textlength(label, font=font) for label in row_labels)) + 2 * gap
+        )
+    left = left_width + gap
+    sheet_width = left + columns * (width + gap)
+    sheet_height = top + rows * (height + gap)
+    sheet = Image.new("RGB", (sheet_width, sheet_height), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index in range(count):
+        row, column = divmod(index, columns)
+        sheet.paste(tensor_to_pil(images[index]), (left + column * (width + gap), top + row * (height + gap)))
+    for column, label in enumerate(column_labels[:columns]):
+        text = _fit_text(draw, label, font, width)
+        x = left + column * (width + gap) + (width - draw.textlength(text, font=font)) / 2
+        draw.text((x, gap), text, fill="black", font=font)
+    for row, label in enumerate(row_labels[:rows]):
+        text = _fit_text(draw, label, font, left_width - gap)
+        draw.text((gap, top + row * (height + gap) + height / 2), text, fill="black", font=font, anchor="lm")
+    array = np.asarray(sheet, dtype=np.float32) / 255.0
+    return torch.from_numpy(array)[None].to(images.device)
+
+
+def _row_labels(labels: GridLabels | None) -> tuple[str, ...]:
+    """A sweep's row labels; with several images per cell, each row of a cell's images numbered."""
+    if labels is None:
+        return ()
+    if labels.per_cell == 1:
+        return labels.rows
+    rows = labels.rows or ("",)
+    return tuple(f"{label} #{index + 1}".strip() for label in rows for index in range(labels.per_cell))
+
+
+@node(
+    "ImageGrid",
+    display_name="Image Grid",
+    category="image/grid",
+    description="Lays a batch of images out as a grid, labelled above the columns and beside the rows.",
+    inputs=[
+        Input.socket("images", IMAGE),
+        Input.int("columns", 0, min=0, max=256, tooltip="0: one per swept value, or as square as possible"),
+        Input.socket("labels", GRID_LABELS, optional=True, tooltip="from Sweep Values"),
+        Input.string("column_labels", "", tooltip="separated by commas; replaces the sweep's labels"),
+        Input.string("row_labels", "", tooltip="separated by commas; replaces the sweep's labels"),
+        Input.int("gap", 8, min=0, max=256, tooltip="pixels between cells"),
+        Input.int("font_size", 0, min=0, max=256, tooltip="0: sized to the cells"),
+    ],
+    outputs=[Output(IMAGE)],
+)
+def image_grid(
+    images: torch.Tensor,
+    columns: int,
+    column_labels: str,
+    row_labels: str,
+    gap: int,
+    font_size: int,
+    context: NodeContext,
+    labels: GridLabels | None = None,
+) -> tuple[torch.Tensor]:
+    count = images.shape[0]
+    limit = context.limits.max_grid_cells
+    if count > limit:
+        raise ValueError(
+            f"{count} images are more than the grid limit of {limit} cells; "
+            "pass fewer images, or raise max_grid_cells in the settings"
+        )
+    if labels is not None and labels.per_cell > 1 and columns <= 0:
+        # Each sweep cell holds a batch: its images go down the rows, under their column's label.
+        columns = len(labels.columns)
+        order = torch.arange(count).view(-1, len(labels.columns), labels.per_cell).transpose(1, 2).reshape(-1)
+        images = images[order.to(images.device)]
+    across, _ = grid_layout(count, columns, labels)
+    column_texts = _split_labels(column_labels) or (labels.columns if labels is not None else ())
+    row_texts = _split_labels(row_labels) or _row_labels(labels)
+    return (draw_grid(images, across, column_texts, row_texts, gap, font_size),)
