@@ -9,6 +9,7 @@ import torch
 from engine.models.manager import ModelHandle
 from engine.registry import Input, Output, node
 from engine.sockets import DEPTH, DEPTH_MODEL, IMAGE
+from nodes.depth_ops import normalize_min_max
 from nodes.image_tensors import tensor_to_pil
 
 PREPROCESSING = ("diffusers", "stability")
@@ -83,11 +84,7 @@ def depth_estimate(depth_model: ModelHandle, image: torch.Tensor, preprocessing:
 
 def depth_to_image(depth: torch.Tensor) -> torch.Tensor:
     """Each depth map stretched to 0..1 as a gray image [B, H, W, 3], white = near."""
-    low = torch.amin(depth, dim=(1, 2, 3), keepdim=True)
-    high = torch.amax(depth, dim=(1, 2, 3), keepdim=True)
-    span = torch.where(high > low, high - low, torch.ones_like(high))
-    gray = ((depth - low) / span).clamp(0.0, 1.0)
-    return gray[:, 0, :, :, None].expand(-1, -1, -1, 3).float()
+    return normalize_min_max(depth)[:, 0, :, :, None].expand(-1, -1, -1, 3)
 
 
 @node(

@@ -68,10 +68,7 @@ def _label(name: str, value: Any) -> str:
     "SweepImages",
     display_name="Sweep Values",
     category="image/grid",
-    description=(
-        "Runs the chain behind `images` once per value of a typed-in input (and optionally of a second "
-        "one, for rows) and returns every cell's images in order, for an Image Grid."
-    ),
+    description="Runs the chain behind its images once per value of one or two inputs, for an Image Grid.",
     inputs=[
         Input.socket("images", IMAGE, lazy=True, tooltip="the end of the chain to repeat, e.g. VAE Decode"),
         Input.string("x_input", "8.strength", tooltip="NODE_ID.INPUT to vary across the columns"),

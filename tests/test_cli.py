@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import torch
@@ -348,6 +349,7 @@ def test_nodes_lists_the_builtin_nodes_by_category(depthgraph: Cli) -> None:
         elif not line.startswith("      "):
             category.append(line.split()[0])
     assert categories["image"] == [
+        "ImageCompositeMasked",
         "ImageInvert",
         "ImageSizeForModel",
         "LoadImage",
@@ -355,6 +357,10 @@ def test_nodes_lists_the_builtin_nodes_by_category(depthgraph: Cli) -> None:
         "SaveImage",
     ]
     assert categories["image/upscaling"] == ["ImageScale"]
+    assert categories["depth"] == ["DepthEstimate", "DepthToImage", "LoadDepth", "SaveDepth"]
+    assert len(categories["depth/edit"]) == 8 and len(categories["mask"]) == 10
+    assert categories["image/grid"] == ["ImageGrid", "SweepImages"]
+    assert categories["latent/inpaint"] == ["SetLatentNoiseMask"]
 
 
 def test_nodes_json_has_the_shape_of_comfyui_object_info(depthgraph: Cli, workspace: Path) -> None:
@@ -376,7 +382,8 @@ def test_nodes_json_has_the_shape_of_comfyui_object_info(depthgraph: Cli, worksp
     assert images == ["example.jpg", "other.png"]
     assert image_options["image_upload"] is True
     output_nodes = {name for name, schema in info.items() if schema["output_node"]}
-    assert output_nodes == {"SaveImage", "PreviewImage"}
+    assert output_nodes == {"SaveImage", "PreviewImage", "SaveDepth"}
+    assert info["SweepImages"]["input"]["required"]["images"] == ["IMAGE", {"lazy": True, "tooltip": ANY}]
     assert {"LoadImage", "ImageInvert", "ImageScale", "CheckpointLoader", "DepthSampler"} <= set(info)
 
 

@@ -1,0 +1,201 @@
+"""Every graph in graphs/ validates and runs on the tiny model, and does what its description says.
+
+The graphs run as shipped except for fewer sampling steps and the example images scaled down 4× (the
+same files, from input/, so the masks and depth maps still line up with their photos).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.config import Settings
+from engine.events import Event, NodeExecuting
+from engine.graph_file import load_graph
+from engine.runtime import Engine
+from nodes.mask_ops import feather_mask
+
+ROOT = Path(__file__).resolve().parents[2]
+GRAPHS = sorted(path.name for path in (ROOT / "graphs").glob("*.json"))
+SCALE = 4
+
+
+def _shrunk(source: Path, target: Path) -> None:
+    """The example file at a quarter of its size, keeping 16-bit files 16-bit."""
+    with Image.open(source) as image:
+        size = (max(1, image.width // SCALE), max(1, image.height // SCALE))
+        if image.mode.startswith("I;16"):
+            array = np.asarray(image.convert("I").resize(size, Image.Resampling.BILINEAR), dtype=np.int64)
+            Image.fromarray(array.clip(0, 65535).astype(np.uint16)).save(target)
+        else:
+            image.resize(size, Image.Resampling.BILINEAR).save(target)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    (tmp_path / "input").mkdir()
+    for source in (ROOT / "input").iterdir():
+        _shrunk(source, tmp_path / "input" / source.name)
+    yield Engine(Settings.under(tmp_path, device="cpu"))
+
+
+def library_prompt(name: str, steps: int = 2) -> dict[str, Any]:
+    document = load_graph(ROOT / "graphs" / name)
+    prompt = json.loads(json.dumps(document.prompt))
+    for entry in prompt.values():
+        if entry["class_type"] == "NoiseLatent":
+            entry["inputs"]["steps"] = steps
+    return prompt
+
+
+def saved(engine: Engine, result: Any, node_id: str) -> list[Path]:
+    return [engine.files.output_dir / item["filename"] for item in result.outputs[node_id]["images"]]
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def test_the_library_holds_the_graphs_of_every_use_case() -> None:
+    assert set(GRAPHS) >= {
+        "depth2img.json",
+        "depth_inpaint.json",
+        "style_transfer.json",
+        "pose_transfer.json",
+        "custom_depth.json",
+        "depth_edit.json",
+        "strength_sweep.json",
+        "foreground_only.json",
+    }
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+def test_each_graph_has_a_title_and_a_description_and_is_valid(name: str, engine: Engine) -> None:
+    document = load_graph(ROOT / "graphs" / name)
+    assert document.title and len(document.description) > 80
+    validation = engine.validate(document.prompt)
+    assert validation.graph is not None, [str(issue) for issue in validation.issues]
+    assert set(document.layout["nodes"]) == set(document.prompt)  # the editor draws every node
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", GRAPHS)
+def test_each_graph_runs_on_the_tiny_model_and_saves_its_images(name: str, engine: Engine) -> None:
+    result = engine.run(library_prompt(name))
+    assert result.status == "success", result.error
+    assert result.outputs
+    for ui in result.outputs.values():
+        for item in ui.get("images", []):
+            path = engine.files.output_dir / item["subfolder"] / item["filename"]
+            with Image.open(path) as image:
+                assert image.width > 0 and image.height > 0
+    assert result.warnings == []
+
+
+def test_depth_inpainting_keeps_every_pixel_outside_the_feathered_mask(engine: Engine) -> None:
+    result = engine.run(library_prompt("depth_inpaint.json"))
+    assert result.status == "success", result.error
+    (output,) = saved(engine, result, "11")
+    original = pixels(engine.files.input_dir / "example.jpg")
+    with Image.open(engine.files.input_dir / "example_mask.png") as mask_file:
+        mask = np.asarray(mask_file.convert("L"), dtype=np.float32) / 255.0
+    inpainted = pixels(output)
+    assert inpainted.shape == original.shape
+    far_from_mask = _distance_at_least(mask > 0, 12 + 2)  # beyond the feather radius (pixels)
+    assert np.abs(inpainted - original)[far_from_mask].max() <= 1.5 / 255
+    inside = mask > 0.99
+    assert np.abs(inpainted - original)[inside].mean() > 0.05  # the masked region was regenerated
+
+
+def _distance_at_least(selected: np.ndarray, pixels_away: int) -> np.ndarray:
+    """Pixels farther than `pixels_away` (chessboard distance) from any selected pixel."""
+    grown = selected.copy()
+    for _ in range(pixels_away):
+        padded = np.pad(grown, 1)
+        grown = np.max(
+            [padded[y : y + grown.shape[0], x : x + grown.shape[1]] for y in range(3) for x in range(3)],
+            axis=0,
+        )
+    return ~grown
+
+
+def test_foreground_only_regenerates_the_background_and_keeps_the_cat(engine: Engine) -> None:
+    result = engine.run(library_prompt("foreground_only.json"))
+    assert result.status == "success", result.error
+    (output,) = saved(engine, result, "11")
+    (mask_file,) = saved(engine, result, "19")
+    background = pixels(mask_file)[..., 0]  # 1 = regenerated
+    regenerated = pixels(output)
+    original = pixels(engine.files.input_dir / "chelsea.jpg")
+    top = (original.shape[0] - regenerated.shape[0]) // 2  # Size for Model crops the centre
+    left = (original.shape[1] - regenerated.shape[1]) // 2
+    original = original[top : top + regenerated.shape[0], left : left + regenerated.shape[1]]
+    # Paste Back blends through the mask feathered by 8 pixels: a pixel may only move as far as that
+    # mask lets it (the tiny model's depth is noise, so the selection is scattered, not one shape).
+    feathered = feather_mask(torch.from_numpy(background)[None], 8)[0].numpy()
+    assert np.all(np.abs(regenerated - original).max(axis=-1) <= feathered + 1.5 / 255)
+    assert (background > 0.99).any() and (background < 0.01).any()
+    assert np.abs(regenerated - original)[background > 0.99].mean() > 0.05
+
+
+def test_the_strength_sweep_runs_shared_work_once_and_draws_a_labelled_four_by_two_grid(
+    engine: Engine,
+) -> None:
+    events: list[Event] = []
+    result = engine.run(library_prompt("strength_sweep.json"), on_event=events.append)
+    assert result.status == "success", result.error
+    started = [event.node_id for event in events if isinstance(event, NodeExecuting)]
+    for shared in ("1", "2", "3", "4", "5", "6", "7"):  # loading, depth, text and VAE encoding
+        assert started.count(shared) == 1, shared
+    assert started.count("9") == 8  # the sampler: 4 strengths × 2 depth maps
+    assert started.count("8") == 4  # noising depends on the strength only
+    (grid_file,) = saved(engine, result, "11")
+    grid = pixels(grid_file)
+    cell = 128  # the 512-pixel photo, scaled down 4×
+    assert grid.shape[1] > 4 * cell and grid.shape[0] > 2 * cell
+    assert grid.shape[1] < 4 * cell + 300 and grid.shape[0] < 2 * cell + 100  # labels and gaps, not more
+    assert (grid[:12] < 0.5).any()  # column labels drawn in the top margin
+
+
+def test_depth_editing_keeps_the_subject_and_squeezes_the_background_into_the_far_quarter(
+    engine: Engine,
+) -> None:
+    prompt = library_prompt("depth_edit.json")
+    prompt["90"] = {  # the normalised map before the edit, to compare with
+        "class_type": "SaveDepth",
+        "inputs": {"depth": ["14", 0], "filename_prefix": "before", "format": "16-bit PNG"},
+    }
+    result = engine.run(prompt)
+    assert result.status == "success", result.error
+    (edited_file,) = saved(engine, result, "12")
+    (before_file,) = saved(engine, result, "90")
+    with Image.open(edited_file) as edited_image, Image.open(before_file) as before_image:
+        assert edited_image.mode == "I;16"
+        edited = np.asarray(edited_image, dtype=np.float32) / 65535.0
+        before = np.asarray(before_image, dtype=np.float32) / 65535.0
+    subject = before >= 0.5  # fully inside the selected range (far 0.45, soft by 0.05 each side)
+    background = before <= 0.4
+    assert subject.any() and background.any()
+    assert np.abs(edited - before)[subject].max() <= 2 / 65535
+    assert np.abs(edited - 0.25 * before)[background].max() <= 2 / 65535
+
+
+def test_a_sweep_over_more_cells_than_the_limit_fails_before_sampling(tmp_path: Path) -> None:
+    (tmp_path / "input").mkdir()
+    for source in (ROOT / "input").iterdir():
+        _shrunk(source, tmp_path / "input" / source.name)
+    engine = Engine(Settings.under(tmp_path, device="cpu", max_grid_cells=6))
+    events: list[Event] = []
+    result = engine.run(library_prompt("strength_sweep.json"), on_event=events.append)
+    assert result.error is not None and result.error.node_id == "15"
+    assert "4 × 2 = 8 cells, more than the limit of 6" in result.error.exception_message
+    assert "max_grid_cells" in result.error.exception_message
+    assert not any(isinstance(event, NodeExecuting) and event.node_id == "9" for event in events)
