@@ -12,8 +12,7 @@ must be one channel, and a colour picture of depth cannot be turned back into de
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -25,8 +24,8 @@ from engine.context import NodeContext
 from engine.files import FileStore
 from engine.registry import Input, NodeOutput, Output, node
 from engine.sockets import DEPTH
-from nodes.image_tensors import png_metadata
-from nodes.spatial import size_text
+from nodes.image import input_file_hash
+from nodes.image_tensors import pixel_problem, png_metadata
 
 DEPTH_EXTENSIONS = frozenset({".png", ".tif", ".tiff", ".npy"})
 LOAD_CONVENTIONS = ("white is near", "white is far", "metric distance")
@@ -47,13 +46,9 @@ class DepthReadError(ValueError):
 
 def _check_size(name: str, height: int, width: int, max_pixels: int | None) -> None:
     """Refuse maps with no pixels, or with more than `max_pixels`, before their data is read."""
-    if height == 0 or width == 0:
-        raise DepthReadError(f"{name} is {size_text(height, width)}: it has no pixels")
-    if max_pixels is not None and width * height > max_pixels:
-        raise DepthReadError(
-            f"{name} is {size_text(height, width)} ({width * height / 1e6:.0f} MP), more than the "
-            f"{max_pixels / 1e6:.0f} MP limit; scale it down or raise max_image_pixels (settings)"
-        )
+    problem = pixel_problem(name, height, width, max_pixels)
+    if problem:
+        raise DepthReadError(problem)
 
 
 def _check_finite(values: np.ndarray, name: str) -> None:
@@ -261,15 +256,6 @@ def _where_depth_maps_are(files: FileStore, name: str) -> str:
     )
 
 
-def _depth_file_hash(inputs: Mapping[str, Any], files: FileStore) -> str:
-    """The depth file's content hash, so editing the file re-runs the node."""
-    digest = hashlib.sha256()
-    with files.resolve_input(inputs["depth"]).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _constant_warning(name: str, constant: list[int], batch: int) -> str:
     """What to tell a user whose file has maps without any depth in them."""
     numbers = ", ".join(str(index + 1) for index in constant)
@@ -298,7 +284,7 @@ def _constant_warning(name: str, constant: list[int], batch: int) -> str:
         ),
     ],
     outputs=[Output(DEPTH)],
-    fingerprint=_depth_file_hash,
+    fingerprint=input_file_hash("depth"),
 )
 def load_depth(depth: str, convention: str, context: NodeContext) -> tuple[torch.Tensor]:
     path = context.files.resolve_input(depth)

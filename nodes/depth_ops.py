@@ -17,7 +17,7 @@ from itertools import pairwise
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
 
-from nodes.spatial import gaussian_blur, match_batch, resize_planes, stretch_depth
+from nodes.spatial import gaussian_blur, match_batch, pad_mode, resize_planes, stretch_depth
 
 CURVE_EXAMPLE = "0:0, 0.5:0.7, 1:1"
 # Windows gathered at once by the median blur (float32 values): 64 MB per chunk of rows.
@@ -113,11 +113,6 @@ def clamp_planes(depth: torch.Tensor, near: float, far: float) -> torch.Tensor:
     return normalize_min_max(depth).clamp(far, near)
 
 
-def _padding_mode(height: int, width: int, pad: int) -> str:
-    """Reflect padding needs the planes to be wider than the pad; tiny planes repeat their edge."""
-    return "reflect" if pad < height and pad < width else "replicate"
-
-
 def median_blur(planes: torch.Tensor, radius: int, chunk_values: int = MEDIAN_CHUNK_VALUES) -> torch.Tensor:
     """[B, C, H, W] with each value replaced by the median of its (2·radius + 1)² window.
 
@@ -128,7 +123,7 @@ def median_blur(planes: torch.Tensor, radius: int, chunk_values: int = MEDIAN_CH
         return planes
     batch, channels, height, width = planes.shape
     size = 2 * radius + 1
-    mode = _padding_mode(height, width, radius)
+    mode = pad_mode(height, width, radius)
     padded = F.pad(planes.float().reshape(batch * channels, 1, height, width), (radius,) * 4, mode=mode)
     rows_per_band = max(1, chunk_values // (batch * channels * width * size * size))
     bands = []

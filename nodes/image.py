@@ -12,7 +12,7 @@ from PIL import Image
 
 from engine.context import NodeContext
 from engine.files import FileStore, FolderKind
-from engine.registry import Input, NodeOutput, Output, node
+from engine.registry import Fingerprint, Input, NodeOutput, Output, node
 from engine.sockets import IMAGE, MASK
 from nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
 from nodes.parameters import generation_parameters
@@ -33,13 +33,18 @@ def _where_inputs_are(files: FileStore, name: str) -> str:
     )
 
 
-def _file_hash(inputs: Mapping[str, Any], files: FileStore) -> str:
-    """The image file's content hash, so editing the file re-runs the node."""
-    digest = hashlib.sha256()
-    with files.resolve_input(inputs["image"]).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def input_file_hash(input_name: str) -> Fingerprint:
+    """A fingerprint for nodes that read the input-folder file named by `input_name`: the file's
+    content hash, so editing the file re-runs the node."""
+
+    def file_hash(inputs: Mapping[str, Any], files: FileStore) -> str:
+        digest = hashlib.sha256()
+        with files.resolve_input(inputs[input_name]).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+    return file_hash
 
 
 @node(
@@ -57,7 +62,7 @@ def _file_hash(inputs: Mapping[str, Any], files: FileStore) -> str:
         )
     ],
     outputs=[Output(IMAGE), Output(MASK)],
-    fingerprint=_file_hash,
+    fingerprint=input_file_hash("image"),
 )
 def load_image(image: str, context: NodeContext) -> tuple[torch.Tensor, torch.Tensor]:
     return read_image(context.files.resolve_input(image), context.files.max_image_pixels)

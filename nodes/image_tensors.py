@@ -43,20 +43,27 @@ def resize_with_pillow(
     return torch.from_numpy(np.stack(resized)).to(images.device)
 
 
+def pixel_problem(name: str, height: int, width: int, max_pixels: int | None) -> str | None:
+    """Why a picture of this size is refused before it is decoded (no pixels, or too many), or None."""
+    if width == 0 or height == 0:
+        return f"{name} is {width}×{height}: it has no pixels"
+    if max_pixels is not None and width * height > max_pixels:
+        return (
+            f"{name} is {width}×{height} ({width * height / 1e6:.0f} MP), more than the "
+            f"{max_pixels / 1e6:.0f} MP limit; scale it down or raise max_image_pixels (settings)"
+        )
+    return None
+
+
 def read_image(path: Path, max_pixels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Read an image file: EXIF orientation applied, every frame of the first frame's size as a batch,
     and the mask from its alpha channel (transparent = 1, to regenerate; no alpha = all zeros).
     Images with no pixels, or more than `max_pixels`, are refused before they are decoded."""
     try:
         with Image.open(path) as opened:
-            width, height = opened.size
-            if width == 0 or height == 0:
-                raise ImageReadError(f"{path.name} is {width}×{height}: it has no pixels")
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageReadError(
-                    f"{path.name} is {width}×{height} ({width * height / 1e6:.0f} MP), more than the "
-                    f"{max_pixels / 1e6:.0f} MP limit; scale it down or raise max_image_pixels (settings)"
-                )
+            problem = pixel_problem(path.name, opened.height, opened.width, max_pixels)
+            if problem:
+                raise ImageReadError(problem)
             images: list[np.ndarray] = []
             masks: list[np.ndarray] = []
             for frame in ImageSequence.Iterator(opened):

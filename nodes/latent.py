@@ -114,7 +114,7 @@ def set_noise_mask(latent: dict[str, Any], mask: torch.Tensor) -> tuple[dict[str
         "depth map needs the depth matched to the image first (Match Depth to Image)"
     )
     sized = fit_mask(mask.float(), height, width, "the image of these latents", fix)
-    sized = match_batch(sized, samples.shape[0], "the mask", "the latents")
+    sized = match_batch(sized, samples.shape[0], "mask", "samples")
     warning = None
     if not bool((sized > 0).any()):
         warning = (

@@ -10,7 +10,7 @@ from engine.context import NodeContext
 from engine.registry import Input, Output, node
 from engine.sockets import IMAGE, MASK
 from nodes import mask_ops
-from nodes.image import MAX_SIDE, _file_hash, _input_images, _where_inputs_are
+from nodes.image import MAX_SIDE, _input_images, _where_inputs_are, input_file_hash
 from nodes.image_tensors import read_image
 
 PLACEMENT_TOOLTIP = "position of the source's top-left corner on the destination, in pixels"
@@ -36,7 +36,7 @@ PLACEMENT_TOOLTIP = "position of the source's top-left corner on the destination
         ),
     ],
     outputs=[Output(MASK)],
-    fingerprint=_file_hash,
+    fingerprint=input_file_hash("image"),
 )
 def load_image_mask(image: str, channel: str, context: NodeContext) -> tuple[torch.Tensor]:
     """The first frame's channel as a mask [1, H, W], read as Load Image reads it (upright, 16-bit

@@ -66,7 +66,7 @@ def stretch_depth(depth: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(depth.float(), size=(height, width), mode="bicubic", align_corners=False)
 
 
-def _pad_mode(height: int, width: int, pad: int) -> str:
+def pad_mode(height: int, width: int, pad: int) -> str:
     """Reflect padding where the planes are big enough for it, else repeat the edge."""
     return "reflect" if pad < height and pad < width else "replicate"
 
@@ -84,7 +84,7 @@ def gaussian_blur(planes: torch.Tensor, radius: int, padding: str = "auto") -> t
     kernel = torch.exp(-(offsets**2) / (2.0 * sigma**2))
     kernel = kernel / kernel.sum()
     batch, channels, height, width = planes.shape
-    mode = _pad_mode(height, width, radius) if padding == "auto" else padding
+    mode = pad_mode(height, width, radius) if padding == "auto" else padding
     flat = planes.float().reshape(batch * channels, 1, height, width)
     flat = F.pad(flat, (radius, radius, 0, 0), mode=mode)
     flat = F.conv2d(flat, kernel.view(1, 1, 1, -1))

@@ -4,7 +4,6 @@ resizing, blending and curving depth maps, and from selecting a depth range as a
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -27,15 +26,7 @@ from nodes.depth_ops import apply_curve, median_blur, parse_curve
 
 
 @pytest.fixture
-def warnings() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def context(tmp_path: Path, warnings: list[str]) -> NodeContext:
-    files = FileStore(
-        input_dir=tmp_path / "input", output_dir=tmp_path / "output", temp_dir=tmp_path / "temp"
-    )
+def context(files: FileStore, warnings: list[str]) -> NodeContext:
     return NodeContext(
         prompt_id="p1", node_id="4", class_type="DepthEdit", files=files, warned=warnings.append
     )

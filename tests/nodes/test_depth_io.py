@@ -8,7 +8,6 @@ import pickle
 import struct
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,20 +19,6 @@ from engine.files import FileStore
 from nodes.depth_io import DepthReadError, load_depth, save_depth, to_inverse_depth
 
 Loader = Callable[..., torch.Tensor]
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> FileStore:
-    store = FileStore(
-        input_dir=tmp_path / "input", output_dir=tmp_path / "output", temp_dir=tmp_path / "temp"
-    )
-    store.input_dir.mkdir()
-    return store
-
-
-@pytest.fixture
-def warnings() -> list[str]:
-    return []
 
 
 @pytest.fixture

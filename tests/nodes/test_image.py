@@ -22,15 +22,6 @@ Loader = Callable[[str], tuple[torch.Tensor, torch.Tensor]]
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> FileStore:
-    store = FileStore(
-        input_dir=tmp_path / "input", output_dir=tmp_path / "output", temp_dir=tmp_path / "temp"
-    )
-    store.input_dir.mkdir()
-    return store
-
-
-@pytest.fixture
 def context(files: FileStore) -> NodeContext:
     return NodeContext(
         prompt_id="p1",

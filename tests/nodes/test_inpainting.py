@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,13 +27,7 @@ def model() -> ModelHandle:
 
 
 @pytest.fixture
-def warnings() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def context(tmp_path: Path, warnings: list[str]) -> NodeContext:
-    files = FileStore(tmp_path / "input", tmp_path / "output", tmp_path / "temp")
+def context(files: FileStore, warnings: list[str]) -> NodeContext:
     return NodeContext("p", "12", "SetLatentNoiseMask", files, warned=warnings.append)
 
 

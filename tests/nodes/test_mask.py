@@ -4,7 +4,6 @@ from pasting an image onto another through a mask."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,20 +27,6 @@ from nodes.mask import (
     threshold_mask,
 )
 from nodes.mask_ops import MASK_OPERATIONS
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> FileStore:
-    store = FileStore(
-        input_dir=tmp_path / "input", output_dir=tmp_path / "output", temp_dir=tmp_path / "temp"
-    )
-    store.input_dir.mkdir()
-    return store
-
-
-@pytest.fixture
-def warnings() -> list[str]:
-    return []
 
 
 @pytest.fixture
