@@ -302,3 +302,25 @@ async def test_a_body_that_is_not_json_is_a_400_on_every_route(client: Any, path
     response = await client.post(path, data=b"not json", headers={"Content-Type": "application/json"})
     assert response.status == 400
     assert (await client.get("/prompt")).status == 200
+
+
+async def test_a_node_warning_reaches_the_client_and_stays_in_the_history(client: Any) -> None:
+    prompt = {
+        "1": {"class_type": "Warn", "inputs": {"value": 0}},
+        "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+    }
+    prompt_id, messages = await run_prompt(client, prompt)
+    (warning,) = [m["data"] for m in messages if m["type"] == "execution_warning"]
+    assert warning.pop("timestamp") > 0
+    assert warning == {
+        "prompt_id": prompt_id,
+        "node_id": "1",
+        "node_type": "Warn",
+        "message": "the value is zero",
+    }
+    history = await (await client.get(f"/history/{prompt_id}")).json()
+    kept = [
+        message for message in history[prompt_id]["status"]["messages"] if message[0] == "execution_warning"
+    ]
+    assert len(kept) == 1 and kept[0][1]["message"] == "the value is zero"
+    assert history[prompt_id]["status"]["status_str"] == "success"

@@ -44,7 +44,7 @@ def test_the_node_menu_lists_every_registered_node(editor: Editor) -> None:
 def test_searching_the_node_menu_and_picking_adds_that_node(editor: Editor) -> None:
     before = editor.evaluate("() => window.depthgraph.graph._nodes.length")
     editor.testid("node-menu-button").click()
-    editor.testid("node-search").fill("invert")
+    editor.testid("node-search").fill("invert colours")  # every word must match
     visible = editor.page.locator("[data-testid=node-menu-item]:visible")
     assert visible.evaluate_all("items => items.map((i) => i.dataset.nodeClass)") == ["ImageInvert"]
     visible.first.click()
