@@ -91,8 +91,7 @@ def start_server(settings: Settings) -> Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workspace = tmp_path_factory.mktemp("editor")
-    (workspace / "input").mkdir()
-    shutil.copy(ROOT / "input" / "example.jpg", workspace / "input" / "example.jpg")
+    shutil.copytree(ROOT / "input", workspace / "input")  # the files the library graphs name
     settings = Settings.under(workspace, device="cpu", graphs_dir=ROOT / "graphs")
     running = start_server(settings)
     yield running

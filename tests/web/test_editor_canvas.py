@@ -6,6 +6,8 @@ import json
 import urllib.request
 from typing import Any
 
+import pytest
+
 from tests.web.conftest import ROOT, Editor
 
 
@@ -116,3 +118,11 @@ def test_choosing_a_library_graph_from_the_menu_draws_its_nodes(editor: Editor) 
     for node_id, place in expected.get("layout", {}).get("nodes", {}).items():
         assert positions[node_id] == place["pos"]
     editor.screenshot("invert-and-scale")
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in (ROOT / "graphs").glob("*.json")))
+def test_every_library_graph_opens_in_the_editor_and_queues_as_its_file(editor: Editor, name: str) -> None:
+    editor.open_library_graph(name)
+    expected = json.loads((ROOT / "graphs" / name).read_text())["nodes"]
+    assert runnable(editor.prompt()) == runnable(expected)
+    editor.screenshot(name.removesuffix(".json"))
