@@ -87,7 +87,10 @@ def sample(
     batch = latents.shape[0]
     depth_map = prepare_depth(depth.to(device), tuple(latents.shape[-2:]), batch).to(dtype)
     if depth_map.shape[0] != batch:
-        raise ValueError(f"the depth map has a batch of {depth_map.shape[0]}, the latents {batch}")
+        raise ValueError(
+            f"the depth map has a batch of {depth.shape[0]} but the latents have {batch}; give one depth "
+            "map for all images, or estimate it from the same batch of images"
+        )
     guided = guidance > 1.0
     positive = positive.to(device=device, dtype=dtype).expand(batch, -1, -1)
     embeddings = positive

@@ -290,7 +290,7 @@ def test_a_depth_batch_that_does_not_match_the_latents_is_refused() -> None:
     model = ModelHandle(ModelManager(), "tiny-random")
     latent = noise_latent(model, encode_image(model, torch.rand(3, 32, 32, 3)), 0, 1.0, 2, "ddim")
     text = encode_text(model, "")
-    with pytest.raises(ValueError, match="the depth map has a batch of 2, the latents 3"):
+    with pytest.raises(ValueError, match="the depth map has a batch of 2 but the latents have 3; give one"):
         sample(model, text, text, torch.rand(2, 1, 24, 24), latent, 1.0)
 
 
