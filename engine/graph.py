@@ -72,11 +72,3 @@ class ExecutableGraph:
                 prompt[node_id] = {**entry, "inputs": {**entry.get("inputs", {}), **inputs}}
         order = [node_id for node_id in self.order if node_id in needed]
         return ExecutableGraph(nodes, order, [target], prompt)
-
-    def consumers(self) -> dict[str, int]:
-        """How many links read each node's outputs (used to release values once they are used)."""
-        counts: dict[str, int] = dict.fromkeys(self.nodes, 0)
-        for graph_node in self.nodes.values():
-            for link in graph_node.links.values():
-                counts[link.source] += 1
-        return counts
