@@ -30,7 +30,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,7 +54,7 @@ from engine.gc_pause import gc_paused
 from engine.graph import ExecutableGraph, GraphNode, Link
 from engine.models.manager import ModelManager
 from engine.registry import NodeOutput
-from engine.signatures import FingerprintError, compute_signatures
+from engine.signatures import FingerprintError, compute_signatures, inherited_signatures
 from engine.subchain import SubChain
 
 RunStatus = Literal["success", "error", "interrupted"]
@@ -234,17 +234,25 @@ class Executor:
                 run.reported.add(node_id)
                 into.append(node_id)
 
-    def _evaluate(self, graph: ExecutableGraph, link: Link, run: _Run) -> Any:
-        """Run a lazy input's chain (see engine.subchain) inside the current run; return its value."""
-        caller = run.current
-        with gc_paused():
-            signatures = compute_signatures(graph, self.files)
-            plan = self._plan(graph, signatures)
-        values = self._run_plan(graph, signatures, plan, run, keep_targets=True)
-        run.current = caller
-        if caller is not None:
-            run.emit(NodeExecuting(run.prompt_id, caller.node_id))  # the caller is running again
-        return values[link.source][link.output]
+    def _runner(
+        self, whole: ExecutableGraph, signatures: Mapping[str, str], run: _Run
+    ) -> Callable[[ExecutableGraph, Link], Any]:
+        """How a lazy input's chain (see engine.subchain) runs inside the current run: its part of the
+        graph is signed (reusing what did not change), planned and run; it returns the linked value."""
+
+        def evaluate(part: ExecutableGraph, link: Link) -> Any:
+            caller = run.current
+            with gc_paused():
+                known = inherited_signatures(part, whole, signatures)
+                part_signatures = compute_signatures(part, self.files, known)
+                plan = self._plan(part, part_signatures)
+            values = self._run_plan(part, part_signatures, plan, run, keep_targets=True)
+            run.current = caller
+            if caller is not None:
+                run.emit(NodeExecuting(run.prompt_id, caller.node_id))  # the caller is running again
+            return values[link.source][link.output]
+
+        return evaluate
 
     def _plan(self, graph: ExecutableGraph, signatures: Mapping[str, str]) -> _Plan:
         """Walk back from the targets, stopping at cached results (and at lazy inputs)."""
@@ -298,9 +306,7 @@ class Executor:
         kwargs = dict(graph_node.constants)
         for name, link in graph_node.links.items():
             if name in definition.lazy_inputs:
-                kwargs[name] = SubChain(
-                    graph, link, self.files, lambda chain, end: self._evaluate(chain, end, run)
-                )
+                kwargs[name] = SubChain(graph, link, self.files, self._runner(graph, signatures, run))
             else:
                 kwargs[name] = values[signatures[link.source]][link.output]
         if definition.wants_context:

@@ -8,6 +8,7 @@ renumbering a graph invalidates nothing, and two identical branches share one re
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from engine.files import FileStore
 from engine.graph import ExecutableGraph
@@ -23,10 +24,14 @@ class FingerprintError(Exception):
         self.cause = cause
 
 
-def compute_signatures(graph: ExecutableGraph, files: FileStore) -> dict[str, str]:
-    """The signature of every node of `graph`, by node id."""
-    signatures: dict[str, str] = {}
+def compute_signatures(
+    graph: ExecutableGraph, files: FileStore, known: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The signature of every node of `graph`, by node id; those in `known` are taken as they are."""
+    signatures: dict[str, str] = dict(known or {})
     for node_id in graph.order:
+        if node_id in signatures:
+            continue
         graph_node = graph.nodes[node_id]
         definition = graph_node.definition
         # Constants and links are in the order the node declares its inputs (validation fills them
@@ -48,3 +53,21 @@ def compute_signatures(graph: ExecutableGraph, files: FileStore) -> dict[str, st
         text = "\x1f".join(parts)
         signatures[node_id] = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
     return signatures
+
+
+def inherited_signatures(
+    part: ExecutableGraph, whole: ExecutableGraph, signatures: Mapping[str, str]
+) -> dict[str, str]:
+    """The signatures of `whole` that still hold in `part`, a sub-graph of it with some nodes replaced
+    (`ExecutableGraph.with_changes`): a node keeps its signature if it is the same node and every node
+    it reads keeps theirs. A sweep's cells so hash an input file once, not once per cell."""
+    kept: dict[str, str] = {}
+    for node_id in part.order:
+        graph_node = part.nodes[node_id]
+        if (
+            node_id in signatures
+            and whole.nodes.get(node_id) is graph_node
+            and all(link.source in kept for link in graph_node.links.values())
+        ):
+            kept[node_id] = signatures[node_id]
+    return kept

@@ -122,6 +122,7 @@ def _text_files(files: FileStore) -> list[str]:
 
 
 def _mtime_and_size(inputs: Mapping[str, Any], files: FileStore) -> str:
+    CALLS["fingerprint"] += 1
     stat = files.resolve_input(inputs["name"]).stat()
     return f"{stat.st_mtime_ns}:{stat.st_size}"
 
@@ -167,7 +168,7 @@ def bad() -> tuple[int]:
     category="test",
     description="Runs the chain behind `value` once per number in `values`, changing `target`.",
     inputs=[
-        Input.socket("value", "INT", lazy=True),
+        Input.socket("value", ANY, lazy=True),
         Input.string("target", "1.value"),
         Input.string("values", "1, 2, 3"),
     ],

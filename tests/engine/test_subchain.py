@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.events import Event, NodeExecuting, NodeWarning, PromptFailed, PromptInterrupted
+from engine.files import FileStore
 from engine.scheduler import Executor
 from tests.engine import node_pack
 from tests.engine.conftest import Runner
@@ -59,6 +60,21 @@ def test_adding_a_value_runs_only_the_new_one(run: Runner) -> None:
     result = run(sweep_prompt(values="1, 2, 3, 4"))
     assert result.outputs["5"] == {"text": ["[12, 13, 14, 15]"]}
     assert node_pack.CALLS["Add"] == 1 and node_pack.CALLS["Number"] == 0
+
+
+def test_a_file_the_chain_reads_is_fingerprinted_once_per_run_not_once_per_value(
+    run: Runner, files: FileStore
+) -> None:
+    (files.input_dir / "tail.txt").write_text("!")
+    prompt = {
+        "1": {"class_type": "ReadText", "inputs": {"name": "tail.txt"}},
+        "2": {"class_type": "Text", "inputs": {"text": "x", "suffix": ["1", 0]}},
+        "3": {"class_type": "Sweep", "inputs": {"value": ["2", 0], "target": "2.text", "values": "a,b,c"}},
+        "4": {"class_type": "Show", "inputs": {"value": ["3", 0]}},
+    }
+    result = run(prompt)
+    assert result.outputs["4"] == {"text": ["['a!', 'b!', 'c!']"]}
+    assert node_pack.CALLS["fingerprint"] == 1 and node_pack.CALLS["ReadText"] == 1
 
 
 def test_sweeping_a_node_outside_the_chain_is_refused_before_anything_runs(run: Runner) -> None:
