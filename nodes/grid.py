@@ -128,10 +128,6 @@ def _letterboxed(all_images: list[torch.Tensor], images: torch.Tensor) -> torch.
     return canvas
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
-
-
 def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:
     """`text`, cut short with an ellipsis if it is wider than `width` pixels."""
     if draw.textlength(text, font=font) <= width:
@@ -139,10 +135,6 @@ def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> st
     while text and draw.textlength(text + "…", font=font) > width:
         text = text[:-1]
     return text + "…"
-
-
-def _split_labels(text: str) -> tuple[str, ...]:
-    return tuple(split_values(text))
 
 
 def grid_layout(count: int, columns: int, labels: GridLabels | None) -> tuple[int, int]:
@@ -166,7 +158,7 @@ def draw_grid(
     count, height, width = images.shape[0], images.shape[1], images.shape[2]
     rows = math.ceil(count / columns)
     size = font_size or max(12, min(48, width // 14))
-    font = _font(size)
+    font = ImageFont.load_default(size=size)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     top = size + 2 * gap + 4 if column_labels else gap
     left_width = 0
@@ -242,6 +234,6 @@ def image_grid(
         order = torch.arange(count).view(-1, len(labels.columns), labels.per_cell).transpose(1, 2).reshape(-1)
         images = images[order.to(images.device)]
     across, _ = grid_layout(count, columns, labels)
-    column_texts = _split_labels(column_labels) or (labels.columns if labels is not None else ())
-    row_texts = _split_labels(row_labels) or _row_labels(labels)
+    column_texts = tuple(split_values(column_labels)) or (labels.columns if labels is not None else ())
+    row_texts = tuple(split_values(row_labels)) or _row_labels(labels)
     return (draw_grid(images, across, column_texts, row_texts, gap, font_size),)

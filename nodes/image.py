@@ -12,7 +12,7 @@ from PIL import Image
 
 from engine.context import NodeContext
 from engine.files import FileStore, FolderKind
-from engine.registry import Fingerprint, Input, NodeOutput, Output, node
+from engine.registry import Fingerprint, Input, InputSpec, NodeOutput, Output, node
 from engine.sockets import IMAGE, MASK
 from nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
 from nodes.parameters import generation_parameters
@@ -30,6 +30,18 @@ def _where_inputs_are(files: FileStore, name: str) -> str:
     return (
         f"{name!r} is not an image in the input folder {files.input_dir.resolve()}; put or upload it "
         "there (on the command line, --set NODE.image=PATH may name any file)"
+    )
+
+
+def input_image_file() -> InputSpec:
+    """The `image` input of nodes that read an image file: the input folder's images, with the
+    editor's upload button and a message saying where to put a missing one."""
+    return Input.combo(
+        "image",
+        _input_images,
+        upload="image",
+        tooltip="a file in the input folder",
+        missing_hint=_where_inputs_are,
     )
 
 
@@ -53,13 +65,7 @@ def input_file_hash(input_name: str) -> Fingerprint:
     category="image",
     description="Loads a PNG, JPEG or WebP from the input folder, upright; transparency becomes the mask.",
     inputs=[
-        Input.combo(
-            "image",
-            _input_images,
-            upload="image",
-            tooltip="a file in the input folder",
-            missing_hint=_where_inputs_are,
-        )
+        input_image_file(),
     ],
     outputs=[Output(IMAGE), Output(MASK)],
     fingerprint=input_file_hash("image"),

@@ -10,7 +10,7 @@ from engine.context import NodeContext
 from engine.registry import Input, Output, node
 from engine.sockets import IMAGE, MASK
 from nodes import mask_ops
-from nodes.image import MAX_SIDE, _input_images, _where_inputs_are, input_file_hash
+from nodes.image import MAX_SIDE, input_file_hash, input_image_file
 from nodes.image_tensors import read_image
 
 PLACEMENT_TOOLTIP = "position of the source's top-left corner on the destination, in pixels"
@@ -22,13 +22,7 @@ PLACEMENT_TOOLTIP = "position of the source's top-left corner on the destination
     category="mask",
     description="Loads one channel of an image from the input folder as a mask; transparent = regenerate.",
     inputs=[
-        Input.combo(
-            "image",
-            _input_images,
-            upload="image",
-            tooltip="a file in the input folder",
-            missing_hint=_where_inputs_are,
-        ),
+        input_image_file(),
         Input.combo(
             "channel",
             ("alpha", *mask_ops.COLOUR_CHANNELS),

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,13 +26,6 @@ def reset_calls() -> Iterator[None]:
 @pytest.fixture
 def registry() -> NodeRegistry:
     return node_pack.make_registry()
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> FileStore:
-    store = FileStore(tmp_path / "input", tmp_path / "output", tmp_path / "temp")
-    store.input_dir.mkdir()
-    return store
 
 
 @pytest.fixture

@@ -1,21 +1,8 @@
-"""What node tests share: a workspace's folders, and a list that collects a node's warnings."""
+"""What node tests share: a list that collects a node's warnings (the folders are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-from engine.files import FileStore
-
-
-@pytest.fixture
-def files(tmp_path: Path) -> FileStore:
-    store = FileStore(
-        input_dir=tmp_path / "input", output_dir=tmp_path / "output", temp_dir=tmp_path / "temp"
-    )
-    store.input_dir.mkdir()
-    return store
 
 
 @pytest.fixture
