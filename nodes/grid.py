@@ -113,19 +113,22 @@ def sweep_images(
         rows=tuple(_label(row[1], row[2]) for row in rows if row is not None),
         per_cell=per_cell,
     )
-    return torch.cat([_letterboxed(results, result) for result in results]), labels
+    return torch.cat(_letterboxed(results)), labels
 
 
-def _letterboxed(all_images: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
-    """`images` centred on white at the largest size among `all_images` (cells may differ in size)."""
-    height = max(item.shape[1] for item in all_images)
-    width = max(item.shape[2] for item in all_images)
-    if images.shape[1:3] == (height, width):
-        return images
-    canvas = torch.ones(images.shape[0], height, width, 3, dtype=images.dtype, device=images.device)
-    top, left = (height - images.shape[1]) // 2, (width - images.shape[2]) // 2
-    canvas[:, top : top + images.shape[1], left : left + images.shape[2]] = images
-    return canvas
+def _letterboxed(cells: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each cell's images centred on white at the largest cell size (a sweep may change the size)."""
+    height = max(cell.shape[1] for cell in cells)
+    width = max(cell.shape[2] for cell in cells)
+    boxed = []
+    for images in cells:
+        if images.shape[1:3] != (height, width):
+            canvas = torch.ones(images.shape[0], height, width, 3, dtype=images.dtype, device=images.device)
+            top, left = (height - images.shape[1]) // 2, (width - images.shape[2]) // 2
+            canvas[:, top : top + images.shape[1], left : left + images.shape[2]] = images
+            images = canvas
+        boxed.append(images)
+    return boxed
 
 
 def _fit_text(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> str:

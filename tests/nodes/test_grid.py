@@ -94,3 +94,47 @@ def test_cells_with_several_images_keep_each_cell_in_its_column(context: NodeCon
 def test_more_images_than_the_cell_limit_are_refused_naming_the_setting(context: NodeContext) -> None:
     with pytest.raises(ValueError, match=r"7 images are more than the grid limit of 6 .* max_grid_cells"):
         grid(solid(*([RED] * 7)), context)
+
+
+def test_a_sweep_that_changes_the_size_centres_smaller_cells_on_white(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from engine.config import Settings
+    from engine.runtime import Engine
+
+    (tmp_path / "input").mkdir()
+    Image.new("RGB", (40, 40), (255, 0, 0)).save(tmp_path / "input" / "red.png")
+    engine = Engine(Settings.under(tmp_path, device="cpu"))
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "red.png"}},
+        "2": {
+            "class_type": "ImageScale",
+            "inputs": {
+                "image": ["1", 0],
+                "upscale_method": "nearest-exact",
+                "width": 8,
+                "height": 0,
+                "crop": "disabled",
+            },
+        },
+        "3": {
+            "class_type": "SweepImages",
+            "inputs": {
+                "images": ["2", 0],
+                "x_input": "2.width",
+                "x_values": "16, 32",
+                "y_input": "",
+                "y_values": "",
+            },
+        },
+        "4": {"class_type": "ImageGrid", "inputs": {"images": ["3", 0], "labels": ["3", 1], "gap": 0}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "grid"}},
+    }
+    result = engine.run(prompt)
+    assert result.status == "success", result.error
+    with Image.open(engine.files.output_dir / result.outputs["5"]["images"][0]["filename"]) as saved:
+        sheet = saved.convert("RGB")
+    # Two 32×32 slots under a label row: the 16×16 cell sits in the middle of the first, white around it.
+    top = sheet.height - 32
+    assert sheet.getpixel((16, top + 16)) == (255, 0, 0) and sheet.getpixel((2, top + 2)) == (255, 255, 255)
+    assert sheet.getpixel((32 + 2, top + 2)) == (255, 0, 0)  # the 32×32 cell fills its slot
