@@ -3,12 +3,15 @@
 Each entry holds a node's output values and its UI output. Its size is counted on every device its
 tensors live on; when a device's total passes its budget, least-recently-used entries holding bytes
 on that device are dropped. An entry larger than a budget on its own is not kept at all.
+
+On a device whose memory is also budgeted for model weights (the model manager's VRAM budget), the
+cache may hold only what the resident weights leave: `allowance` says how much that is.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +36,14 @@ class ResultCache:
         self._entries: OrderedDict[str, CachedResult] = OrderedDict()
         self._usage: dict[str, int] = {}
         self.evictions = 0
+        # Bytes left for results on a device after the model weights there (None: no such limit).
+        self.allowance: Callable[[str], int | None] = lambda device: None
 
     def budget(self, device: str) -> int:
         """The byte budget of `device`; a device with none configured shares the CPU's."""
-        return self.budgets.get(device, self.budgets.get("cpu", 0))
+        configured = self.budgets.get(device, self.budgets.get("cpu", 0))
+        allowance = self.allowance(device)
+        return configured if allowance is None else min(configured, allowance)
 
     def get(self, signature: str) -> CachedResult | None:
         entry = self._entries.get(signature)
@@ -79,8 +86,15 @@ class ResultCache:
         """Bytes held per device type."""
         return {device: size for device, size in self._usage.items() if size}
 
-    def _evict(self, device: str) -> None:
-        excess = self._usage.get(device, 0) - self.budget(device)
+    def shrink(self, device: str, limit: int) -> int:
+        """Drop the oldest entries holding bytes on `device` until it holds at most `limit`; return
+        how many were dropped."""
+        before = self.evictions
+        self._evict(device, limit)
+        return self.evictions - before
+
+    def _evict(self, device: str, limit: int | None = None) -> None:
+        excess = self._usage.get(device, 0) - (self.budget(device) if limit is None else limit)
         victims: list[str] = []
         for signature, entry in self._entries.items():  # oldest first
             if excess <= 0:

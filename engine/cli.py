@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from engine.config import ConfigError, Settings, load_settings
+from engine.config import ConfigError, Settings, load_settings, parse_bytes
 from engine.devices import DEVICE_CHOICES, DeviceError
 from engine.events import Event, NodeExecuting, NodesCached, Progress
 from engine.files import FOLDER_KINDS, FileStore
@@ -60,10 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
             help="change one constant input before running (repeatable)",
         )
 
+    def speed(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--no-compile", action="store_true", help="do not torch.compile the UNet and VAE (starts faster)"
+        )
+        command.add_argument(
+            "--low-memory",
+            action="store_true",
+            help="keep only the model part in use on the GPU and tile the VAE (slower, fits small GPUs)",
+        )
+        command.add_argument(
+            "--vram-budget", metavar="SIZE", help="GPU memory for weights and cached results, e.g. 10GiB"
+        )
+
     run = commands.add_parser("run", help="run a graph file headlessly")
     run.add_argument("graph", type=Path, help="graph file (depthgraph or ComfyUI API form)")
     folders(run)
     run.add_argument("--device", choices=DEVICE_CHOICES, help="where to compute (default: auto)")
+    speed(run)
     run.add_argument("--json", action="store_true", help="print one JSON object with the results")
     run.add_argument("--traceback", action="store_true", help="show the full traceback of a failing node")
 
@@ -85,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--output-dir", type=Path)
     serve.add_argument("--data-dir", type=Path, help="where the queue and history are kept (default: data/)")
     serve.add_argument("--device", choices=DEVICE_CHOICES)
+    speed(serve)
 
     models = commands.add_parser("models", help="list or download depth models")
     models.add_argument("--models-dir", type=Path, help="the models folder (default: models/)")
@@ -157,6 +172,17 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             setattr(settings, name, value)
+    changes: dict[str, Any] = {}
+    if getattr(args, "no_compile", False):
+        changes["compile"] = "off"
+    if getattr(args, "low_memory", False):
+        changes["low_memory"] = True
+    if getattr(args, "vram_budget", None) is not None:
+        try:
+            changes["vram_budget"] = parse_bytes(args.vram_budget, "--vram-budget")
+        except ConfigError as error:
+            raise UsageError(str(error)) from None
+    settings.acceleration = dataclasses.replace(settings.acceleration, **changes)
     return settings
 
 

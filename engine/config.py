@@ -10,6 +10,15 @@ if there is one. Relative paths in it are relative to the file. Example::
     max_grid_cells: 64
     custom_nodes_dirs: [custom_nodes, ~/depthgraph-nodes]
     cache_budget: {cpu: 8GiB, cuda: 6GiB}
+    acceleration:            # speed and memory on the GPU (see engine/models/acceleration.py)
+      compile: auto          # auto (on for CUDA), on, off
+      compile_mode: default  # or max-autotune-no-cudagraphs (slower to compile, faster to run)
+      cuda_graphs: auto
+      channels_last: auto
+      fuse_qkv: auto
+      vae_tiling: auto       # auto: tiles above 768 px; on: 512 px tiles; off
+      low_memory: false      # only the component in use on the GPU, VAE tiled, no compiling
+      vram_budget: 10GiB     # weights + cached results on the GPU; omit for no limit
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import yaml
 from engine.cache import DEFAULT_BUDGETS
 from engine.devices import DEVICE_CHOICES
 from engine.files import FileStore
+from engine.models.acceleration import Acceleration, AccelerationError, acceleration_from_mapping
 from engine.models.manager import DTYPES
 
 DEFAULT_CONFIG_NAME = "depthgraph.yaml"
@@ -52,6 +62,11 @@ class Settings:
     max_grid_cells: int = 64  # a comparison grid may run and draw at most this many cells
     dtype: str = "auto"  # weights: auto = float16 on CUDA/MPS, float32 on CPU; or float32, float16, bfloat16
     cache_budget: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    acceleration: Acceleration = field(default_factory=Acceleration)
+
+    def compile_cache_dir(self) -> Path:
+        """Where compiled kernels are kept between processes (inside the data folder)."""
+        return self.acceleration.cache_dir or self.data_dir / "compile-cache"
 
     @classmethod
     def under(cls, folder: Path, **changes: Any) -> Settings:
@@ -149,3 +164,17 @@ def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
                 raise ConfigError(f"config file {path}: cache_budget maps a device type to a size")
             for device, size in value.items():
                 settings.cache_budget[str(device)] = parse_bytes(size, f"cache_budget.{device}")
+        elif key == "acceleration":
+            settings.acceleration = _acceleration(value, path)
+
+
+def _acceleration(value: Any, path: Path) -> Acceleration:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config file {path}: acceleration maps a setting to a value (see the docs)")
+    data = dict(value)
+    if data.get("vram_budget") is not None:
+        data["vram_budget"] = parse_bytes(data["vram_budget"], "acceleration.vram_budget")
+    try:
+        return acceleration_from_mapping(data)
+    except (AccelerationError, TypeError) as error:
+        raise ConfigError(f"config file {path}: {error}") from None

@@ -4,6 +4,7 @@ and the server each make one and keep it for their lifetime, so results stay cac
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from engine.cache import ResultCache
@@ -38,7 +39,16 @@ class Engine:
         self.files = files or self.settings.file_store()
         self.device = resolve_device(self.settings.device)
         self.cache = ResultCache(self.settings.cache_budget)
-        self.models = ModelManager(self.settings.models_dir, self.device, self.settings.dtype)
+        acceleration = replace(self.settings.acceleration, cache_dir=self.settings.compile_cache_dir())
+        self.models = ModelManager(
+            self.settings.models_dir, self.device, self.settings.dtype, acceleration=acceleration
+        )
+        # Weights and cached results share one budget on the compute device, if one is set.
+        residency = self.models.residency
+        self.models.attach_cache(self.cache)
+        self.cache.allowance = lambda device: (
+            residency.cache_allowance() if device == residency.device_type else None
+        )
         limits = Limits(max_grid_cells=self.settings.max_grid_cells)
         self.executor = Executor(self.cache, self.files, self.device, self.models, limits)
 

@@ -47,7 +47,8 @@ def estimate_depth(depth_model: ModelHandle, image: torch.Tensor, preprocessing:
     "diffusers": the image is squashed to 384×384, as the diffusers pipeline does. "stability": the
     aspect ratio is kept (scaled as little as possible towards 384, sides multiples of 32), as
     Stability's own code does (MiDaS "minimal" resize). Images go
-    to the processor as 8-bit Pillow images, never in half precision.
+    to the processor as 8-bit Pillow images, never in half precision. The result is float32 on the
+    estimator's device, where later nodes find it without a copy.
     """
     processor = depth_model.get("feature_extractor")
     estimator = depth_model.get("depth_estimator")
@@ -57,7 +58,9 @@ def estimate_depth(depth_model: ModelHandle, image: torch.Tensor, preprocessing:
     pictures = [tensor_to_pil(item) for item in image]
     pixels = processor(images=pictures, return_tensors="pt", **options).pixel_values
     pixels = pixels.to(device=estimator.device, dtype=torch.float32)
-    with torch.inference_mode():
+    # On CUDA the weights are half precision and autocast keeps the norms in float32 (as diffusers).
+    autocast = torch.autocast("cuda", dtype=depth_model.dtype, enabled=estimator.device.type == "cuda")
+    with torch.inference_mode(), autocast:
         predicted = _predict(estimator, pixels)
     return predicted.unsqueeze(1).float()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import time
 from typing import Any
 
 import torch
@@ -32,6 +33,8 @@ def prepare_depth(depth: torch.Tensor, size: tuple[int, int], batch: int) -> tor
         normalised = normalised.repeat(batch // normalised.shape[0], 1, 1, 1)
     return normalised
 
+
+PREVIEW_INTERVAL = 0.25  # seconds between step previews
 
 # How SD's four latent channels map to RGB, roughly (a linear fit; what ComfyUI's fast previews use).
 LATENT_RGB = (
@@ -62,6 +65,23 @@ def _step_options(scheduler: Any, generator: torch.Generator) -> dict[str, Any]:
     return options
 
 
+class _PreviewClock:
+    """Step previews at most every `interval` seconds (and on the first and last step): each one
+    copies latents to the host and waits for the device, which a GPU should not do every step."""
+
+    def __init__(self, total: int, interval: float = PREVIEW_INTERVAL) -> None:
+        self.total = total
+        self.interval = interval
+        self.last = -interval
+
+    def due(self, step: int) -> bool:
+        now = time.monotonic()
+        if step in (1, self.total) or now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
+
+
 def sample(
     model: ModelHandle,
     positive: torch.Tensor,
@@ -75,14 +95,21 @@ def sample(
 
     With a noise mask in the latent (1 = regenerate), the kept region is replaced after every step by
     the original latents noised to the next timestep, so only the masked area changes.
+
+    Everything the loop needs is put on the device before it starts. The scheduler gets each
+    timestep as a host value (its tables live on the host, so looking one up needs no wait for the
+    device); the UNet gets it as a device tensor. The UNet runs through the model's runner, which
+    replays a CUDA graph where the acceleration settings ask for one.
     """
     if "schedule" not in latent:
         raise ValueError("this latent has no noise schedule; link it from a NoiseLatent node")
-    unet = model.get("unet")
+    runner = model.unet_runner()
+    unet = runner.unet
     device, dtype = unet.device, unet.dtype
     schedule = latent["schedule"]
     scheduler = make_scheduler(schedule["scheduler"], model.get("scheduler").config)
     timesteps = denoising_timesteps(scheduler, schedule["steps"], schedule["strength"], device)
+    host_timesteps = timesteps.cpu()
     latents = latent["samples"].to(device=device, dtype=dtype)
     batch = latents.shape[0]
     depth_map = prepare_depth(depth.to(device), tuple(latents.shape[-2:]), batch).to(dtype)
@@ -98,31 +125,35 @@ def sample(
         negative = negative.to(device=device, dtype=dtype).expand(batch, -1, -1)
         embeddings = torch.cat([negative, positive])
         depth_map = torch.cat([depth_map, depth_map])
+    memory_format = torch.channels_last if model.manager.plan.channels_last else torch.contiguous_format
     generator = torch.Generator(device="cpu")
     generator.set_state(latent["generator_state"])
     options = _step_options(scheduler, generator)
     mask = latent.get("noise_mask")
     if mask is not None:
         mask = resize_planes(mask.to(device), *latents.shape[-2:]).to(dtype)
+        init = latent["init"].to(device=device, dtype=dtype)
+        noise = latent["noise"].to(device=device, dtype=dtype)
+    clock = _PreviewClock(len(timesteps))
     with torch.inference_mode():
-        for index, timestep in enumerate(timesteps):
+        for index, (timestep, host_timestep) in enumerate(zip(timesteps, host_timesteps, strict=True)):
             model_input = torch.cat([latents, latents]) if guided else latents
-            model_input = scheduler.scale_model_input(model_input, timestep)
-            model_input = torch.cat([model_input, depth_map], dim=1)
-            predicted = unet(model_input, timestep, encoder_hidden_states=embeddings).sample
+            model_input = scheduler.scale_model_input(model_input, host_timestep)
+            model_input = torch.cat([model_input, depth_map], dim=1).contiguous(memory_format=memory_format)
+            predicted = runner(model_input, timestep, embeddings)
             if guided:
                 unconditional, conditional = predicted.chunk(2)
                 predicted = unconditional + guidance * (conditional - unconditional)
-            latents = scheduler.step(predicted, timestep, latents, **options).prev_sample
+            latents = scheduler.step(predicted, host_timestep, latents, **options).prev_sample
             if mask is not None:
-                init = latent["init"].to(device=device, dtype=dtype)
+                kept = init
                 if index + 1 < len(timesteps):
-                    noise = latent["noise"].to(device=device, dtype=dtype)
-                    init = scheduler.add_noise(init, noise, timesteps[index + 1 : index + 2].repeat(batch))
-                latents = (1.0 - mask) * init + mask * latents
+                    kept = scheduler.add_noise(init, noise, timesteps[index + 1 : index + 2].repeat(batch))
+                latents = (1.0 - mask) * kept + mask * latents
             if context is not None:
-                preview = latent_preview(latents) if context.previews else None
-                context.progress(index + 1, len(timesteps), preview)
+                step = index + 1
+                preview = latent_preview(latents) if context.previews and clock.due(step) else None
+                context.progress(step, len(timesteps), preview)
     return latents
 
 

@@ -1,9 +1,20 @@
-"""The VAE: images to latents and back."""
+"""The VAE: images to latents and back.
+
+Large images go through the VAE in tiles (see `engine.models.acceleration.tiling_for`), so decoding
+1024×1024 does not run out of GPU memory. In half precision the VAE can overflow into NaN (a black
+or noise image): the result is then checked, and the VAE switched to float32 for good and run again,
+with a warning.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
+from engine.context import NodeContext
+from engine.models.acceleration import tiling_for
 from engine.models.manager import ModelHandle
 from engine.registry import Input, Output, node
 from engine.sockets import IMAGE, LATENT, VAE
@@ -21,16 +32,50 @@ def check_model_size(height: int, width: int, what: str = "the image") -> None:
         )
 
 
-def encode_image(vae_handle: ModelHandle, image: torch.Tensor) -> dict[str, torch.Tensor]:
+NAN_WARNING = (
+    "the VAE produced NaN in {dtype}; it was run again in float32 and stays in float32 for this model "
+    "(slower; set dtype: bfloat16 to avoid it)"
+)
+
+
+def run_vae(
+    vae_handle: ModelHandle,
+    pixels: tuple[int, int],
+    work: Callable[[Any], torch.Tensor],
+    context: NodeContext | None = None,
+) -> torch.Tensor:
+    """`work(vae)` for images of `pixels` (height, width), tiled if they are large, retried in float32
+    if half precision gave NaN or infinity."""
+    vae = vae_handle.get("vae")
+    tiling_for(vae, vae_handle.manager.plan, pixels)
+    with torch.inference_mode():
+        result = work(vae)
+    if vae.dtype == torch.float32 or bool(torch.isfinite(result).all()):
+        return result
+    message = NAN_WARNING.format(dtype=str(vae.dtype).removeprefix("torch."))
+    if context is not None:
+        context.warn(message)
+    vae = vae_handle.manager.upcast_vae(vae_handle.name)
+    with torch.inference_mode():
+        return work(vae)
+
+
+def encode_image(
+    vae_handle: ModelHandle, image: torch.Tensor, context: NodeContext | None = None
+) -> dict[str, torch.Tensor]:
     """The VAE posterior of images [B, H, W, 3]: its parameters (mean and log-variance, to be sampled
     with the seed later) and its mean scaled into latent space (deterministic)."""
     check_model_size(image.shape[1], image.shape[2])
-    vae = vae_handle.get("vae")
-    pixels = image.movedim(-1, 1).to(device=vae.device, dtype=vae.dtype) * 2.0 - 1.0
-    with torch.inference_mode():
-        posterior = vae.encode(pixels).latent_dist
-    scale = vae.config.scaling_factor
-    return {"samples": posterior.mean * scale, "posterior": posterior.parameters, "scaling_factor": scale}
+
+    def encode(vae: Any) -> torch.Tensor:
+        pixels = image.movedim(-1, 1).to(device=vae.device, dtype=vae.dtype) * 2.0 - 1.0
+        parameters: torch.Tensor = vae.encode(pixels).latent_dist.parameters
+        return parameters
+
+    parameters = run_vae(vae_handle, (image.shape[1], image.shape[2]), encode, context)
+    scale = vae_handle.get("vae").config.scaling_factor
+    mean = torch.chunk(parameters, 2, dim=1)[0]
+    return {"samples": mean * scale, "posterior": parameters, "scaling_factor": scale}
 
 
 @node(
@@ -41,15 +86,24 @@ def encode_image(vae_handle: ModelHandle, image: torch.Tensor) -> dict[str, torc
     inputs=[Input.socket("pixels", IMAGE), Input.socket("vae", VAE)],
     outputs=[Output(LATENT)],
 )
-def vae_encode(pixels: torch.Tensor, vae: ModelHandle) -> tuple[dict[str, torch.Tensor]]:
-    return (encode_image(vae, pixels),)
+def vae_encode(
+    pixels: torch.Tensor, vae: ModelHandle, context: NodeContext
+) -> tuple[dict[str, torch.Tensor]]:
+    return (encode_image(vae, pixels, context),)
 
 
-def decode_latents(vae_handle: ModelHandle, latents: torch.Tensor) -> torch.Tensor:
+def decode_latents(
+    vae_handle: ModelHandle, latents: torch.Tensor, context: NodeContext | None = None
+) -> torch.Tensor:
     """Latents [B, 4, h, w] to images [B, 8h, 8w, 3] in 0..1 (float32)."""
-    vae = vae_handle.get("vae")
-    with torch.inference_mode():
-        decoded = vae.decode(latents.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
+
+    def decode(vae: Any) -> torch.Tensor:
+        scaled = latents.to(vae.device, vae.dtype) / vae.config.scaling_factor
+        decoded: torch.Tensor = vae.decode(scaled).sample
+        return decoded
+
+    pixels = (latents.shape[-2] * LATENT_SCALE, latents.shape[-1] * LATENT_SCALE)
+    decoded = run_vae(vae_handle, pixels, decode, context)
     return (decoded.float() / 2.0 + 0.5).clamp(0.0, 1.0).movedim(1, -1)
 
 
@@ -61,5 +115,7 @@ def decode_latents(vae_handle: ModelHandle, latents: torch.Tensor) -> torch.Tens
     inputs=[Input.socket("samples", LATENT), Input.socket("vae", VAE)],
     outputs=[Output(IMAGE)],
 )
-def vae_decode(samples: dict[str, torch.Tensor], vae: ModelHandle) -> tuple[torch.Tensor]:
-    return (decode_latents(vae, samples["samples"]),)
+def vae_decode(
+    samples: dict[str, torch.Tensor], vae: ModelHandle, context: NodeContext
+) -> tuple[torch.Tensor]:
+    return (decode_latents(vae, samples["samples"], context),)

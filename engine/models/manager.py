@@ -4,8 +4,12 @@ It finds Stable Diffusion 2 depth models in the models folder (diffusers layout:
 `model_index.json`, as `stabilityai/stable-diffusion-2-depth` downloads), offers the embedded
 `tiny-random` model everywhere, and loads each component only when a node first asks for it (a graph
 that only estimates depth never loads the UNet). Loaded components stay resident on the device
-between runs. Device and dtype policy: CUDA float16 (bfloat16 if asked), MPS float16, CPU float32;
-the depth estimator stays in float32 (its batch norms are not half-precision safe).
+between runs, on the device or, under a memory budget, in host memory (`residency`). Device and
+dtype policy: CUDA float16 (bfloat16 if asked), MPS float16, CPU float32; the depth estimator runs
+in float32 except on CUDA, where it has the weights' dtype and runs under autocast (its norms in
+float32), as diffusers does. The UNet and the VAE are prepared for speed as the acceleration
+settings say (`acceleration`); a VAE that produces NaN in half precision is kept in float32 from
+then on (`upcast_vae`).
 
 torch, diffusers and transformers are imported only when something is loaded.
 """
@@ -19,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.models.acceleration import Acceleration, Plan, prepare_unet, prepare_vae
+from engine.models.residency import DeviceCache, Residency
 from engine.models.tiny import TINY_MODEL, build_tiny
+from engine.models.unet_runner import UNetRunner
 
 ModelKind = Literal["tiny", "diffusers", "single_file"]
 SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors")
@@ -108,6 +115,18 @@ class ModelManager:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # The architecture single-file checkpoints are read into (SD2-depth's unless a test says otherwise).
     single_file_configs: Any = None
+    acceleration: Acceleration = field(default_factory=Acceleration)
+    _runners: dict[str, UNetRunner] = field(default_factory=dict, repr=False)
+    _upcast: set[str] = field(default_factory=set, repr=False)  # models whose VAE runs in float32
+    reads: int = 0  # components read from disk or built (a warm engine reads none for a new prompt)
+
+    def __post_init__(self) -> None:
+        self.plan: Plan = self.acceleration.resolve(self.device)
+        self.residency = Residency(self.device, self.plan.vram_budget, self.plan.offload)
+
+    def attach_cache(self, cache: DeviceCache) -> None:
+        """Count the result cache's bytes on the device against the same budget as the weights."""
+        self.residency.cache = cache
 
     @property
     def dtype(self) -> Any:
@@ -129,7 +148,7 @@ class ModelManager:
         )
 
     def load(self, name: str, component: str) -> Any:
-        """One component of a model, loaded on first use and kept on the device."""
+        """One component of a model, loaded on first use, kept in memory and on the device when used."""
         if component not in COMPONENTS:
             raise ModelError(f"unknown model component {component!r}; one of {', '.join(COMPONENTS)}")
         key = (name, component)
@@ -137,12 +156,39 @@ class ModelManager:
             if key not in self._loaded:
                 source = self.find(name)
                 if source.kind == "single_file" and component in WEIGHTED:
-                    # One read of the file converts all four weighted parts; all stay resident.
+                    # One read of the file converts all four weighted parts; all stay in memory.
+                    self.reads += 1
                     for part, module in self._read_single_file(source).items():
-                        self._loaded[(name, part)] = self._place(part, module)
+                        self._loaded[(name, part)] = self._prepare(name, part, module)
                 else:
-                    self._loaded[key] = self._place(component, self._read(source, component))
-            return self._loaded[key]
+                    self.reads += 1
+                    self._loaded[key] = self._prepare(name, component, self._read(source, component))
+            value = self._loaded[key]
+            if component in WEIGHTED:
+                self.residency.bring(key, value)
+            return value
+
+    def runner(self, name: str) -> UNetRunner:
+        """The UNet of model `name` as the sampling loop calls it (through CUDA graphs if planned);
+        one per model, so recorded graphs outlive a run."""
+        unet = self.load(name, "unet")
+        runner = self._runners.get(name)
+        if runner is None or runner.unet is not unet:
+            runner = self._runners[name] = UNetRunner(unet, self.plan.cuda_graphs)
+        return runner
+
+    def vae_upcast(self, name: str) -> bool:
+        return name in self._upcast
+
+    def upcast_vae(self, name: str) -> Any:
+        """Keep model `name`'s VAE in float32 from now on (after it produced NaN in half precision)."""
+        import torch
+
+        vae = self.load(name, "vae")
+        with self._lock:
+            vae.to(dtype=torch.float32)
+            self._upcast.add(name)
+        return vae
 
     def loaded(self) -> list[tuple[str, str]]:
         """(model, component) pairs now resident."""
@@ -153,6 +199,9 @@ class ModelManager:
         with self._lock:
             for key in [key for key in self._loaded if name is None or key[0] == name]:
                 del self._loaded[key]
+                self.residency.forget(key)
+                self._runners.pop(key[0], None)
+                self._upcast.discard(key[0])
         if self.device == "cuda":
             import torch
 
@@ -177,17 +226,23 @@ class ModelManager:
             return build_tiny(component)  # scheduler and image processor: SD2-depth's, same as tiny's
         return load_diffusers_component(source.path, component, self.dtype)
 
-    def _place(self, component: str, value: Any) -> Any:
+    def _prepare(self, name: str, component: str, value: Any) -> Any:
+        """A freshly read component in its dtype, ready for inference (placed by `load`)."""
         if component not in WEIGHTED:
             return value
         import torch
 
-        dtype = torch.float32 if component == "depth_estimator" else self.dtype
+        dtype = self.dtype
+        if component == "depth_estimator" and self.device != "cuda":
+            dtype = torch.float32  # autocast keeps its norms safe on CUDA only
         if value.dtype != dtype:  # (asking for the dtype it already has makes diffusers warn)
             value = value.to(dtype=dtype)
-        value = value.to(device=self.device)
         value.eval()
         value.requires_grad_(False)
+        if component == "unet":
+            value = prepare_unet(value, self.plan)
+        elif component == "vae":
+            value = prepare_vae(value, self.plan)
         return value
 
 
@@ -277,6 +332,9 @@ class ModelHandle:
 
     def get(self, component: str) -> Any:
         return self.manager.load(self.name, component)
+
+    def unet_runner(self) -> UNetRunner:
+        return self.manager.runner(self.name)
 
     @property
     def device(self) -> str:

@@ -276,11 +276,28 @@ def test_step_previews_are_small_jpegs_when_a_front_end_asks(engine: Engine) -> 
     events.clear()
     engine.run(prompt, on_event=events.append)
     previews = [event.preview for event in events if isinstance(event, Progress) and event.node_id == "9"]
-    assert len(previews) >= 2 and all(preview is not None for preview in previews)
+    # The first and the last step always show one; steps in between at most every 0.25 s.
+    assert len(previews) >= 3 and previews[0] is not None and previews[-1] is not None
     first = previews[0]
     assert first is not None and first.format == "JPEG"
     with Image.open(io.BytesIO(first.data)) as picture:
         assert picture.size == (8, 8)  # the 64×64 image's latent
+
+
+def test_previews_between_the_first_and_last_step_come_at_most_every_quarter_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nodes import sampling
+
+    now = [100.0]
+    monkeypatch.setattr(sampling.time, "monotonic", lambda: now[0])
+    clock = sampling._PreviewClock(total=6)
+    shown = []
+    for step in range(1, 7):
+        shown.append(clock.due(step))
+        now[0] += 0.1
+    # steps at 0.0, 0.1, ..., 0.5 s: the first, the one 0.3 s after it, and the last
+    assert shown == [True, False, False, True, False, True]
 
 
 def test_a_depth_batch_that_does_not_match_the_latents_is_refused() -> None:
