@@ -104,6 +104,38 @@ def noise_latent_node(
     return (noise_latent(model, latent, seed, strength, steps, scheduler, full_strength),)
 
 
+MAX_BATCH = 64
+
+
+def repeat_latent(latent: dict[str, Any], amount: int) -> dict[str, Any]:
+    """Each image of an encoded batch `amount` times in a row (what diffusers calls
+    num_images_per_prompt): the noising node then draws a different posterior sample and noise for
+    each copy, so one seed gives `amount` different images."""
+    if "noise" in latent or "schedule" in latent:
+        raise ValueError(
+            "these latents are already noised; repeat them before the Noise Latent node, so each copy "
+            "gets its own noise"
+        )
+    repeated = {}
+    for key, value in latent.items():
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            value = value.repeat_interleave(amount, dim=0)
+        repeated[key] = value
+    return repeated
+
+
+@node(
+    "RepeatLatentBatch",
+    display_name="Repeat Latent Batch",
+    category="latent",
+    description="Repeats encoded latents into a batch: one run, several images (one seed, different noise).",
+    inputs=[Input.socket("samples", LATENT), Input.int("amount", 1, min=1, max=MAX_BATCH)],
+    outputs=[Output(LATENT)],
+)
+def repeat_latent_batch(samples: dict[str, Any], amount: int) -> tuple[dict[str, Any]]:
+    return (repeat_latent(samples, amount),)
+
+
 def set_noise_mask(latent: dict[str, Any], mask: torch.Tensor) -> tuple[dict[str, Any], str | None]:
     """The latent with a noise mask [B, 1, H, W] at image size (the sampler scales it to the latents),
     and a warning when the mask selects nothing."""
