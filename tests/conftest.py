@@ -1,4 +1,5 @@
-"""What every test package shares: a workspace's input, output and temp folders."""
+"""What every test package shares: a workspace's input, output and temp folders, and the rule that
+tests marked `gpu` run only where torch sees a CUDA GPU."""
 
 from __future__ import annotations
 
@@ -7,6 +8,19 @@ from pathlib import Path
 import pytest
 
 from engine.files import FileStore
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    marked = [item for item in items if "gpu" in item.keywords]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in marked:
+        item.add_marker(skip)
 
 
 @pytest.fixture

@@ -153,7 +153,8 @@ def _compile(module: Any, plan: Plan) -> None:
     """Compile `module` in place (its class, attributes and weights stay as they are)."""
     import torch
 
-    use_compile_cache(plan.cache_dir)
+    if plan.compile_backend == "inductor":
+        use_compile_cache(plan.cache_dir)
     # A server sees a handful of image sizes; each is one specialised graph.
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 32)
     options: dict[str, Any] = {"backend": plan.compile_backend, "fullgraph": True, "dynamic": False}
