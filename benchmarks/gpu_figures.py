@@ -47,18 +47,30 @@ class Measured:
 
 def measure(function: Callable[[], Any], device: str) -> Measured:
     """Run `function` once between device synchronisations, tracking its peak memory on CUDA."""
+    synchronize(device)
     before = 0
     if device == "cuda":
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-    synchronize(device)
     started = time.perf_counter()
     function()
     synchronize(device)
     seconds = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated() - before if device == "cuda" else None
     return Measured(seconds, peak)
+
+
+def graph_pool_bytes(device: str) -> int | None:
+    """Bytes the caching allocator holds in private pools: the memory of recorded CUDA graphs, which
+    stays reserved between replays (a replay allocates nothing, so per-run peaks miss it)."""
+    if device != "cuda":
+        return None
+    segments = torch.cuda.memory_snapshot()
+    return sum(
+        int(segment["total_size"])
+        for segment in segments
+        if tuple(segment.get("segment_pool_id", (0, 0))) != (0, 0)
+    )
 
 
 def process_peaks(device: str) -> tuple[int, int] | None:

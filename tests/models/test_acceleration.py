@@ -44,7 +44,8 @@ def test_compile_modes_that_record_graphs_themselves_turn_ours_off() -> None:
 
 
 def test_a_wrong_switch_value_names_the_setting_and_the_choices() -> None:
-    with pytest.raises(AccelerationError, match=r"acceleration.compile is 'yes'; choose one of auto, on, off"):
+    expected = r"acceleration.compile is 'yes'; choose one of auto, on, off"
+    with pytest.raises(AccelerationError, match=expected):
         Acceleration(compile="yes")
     with pytest.raises(AccelerationError, match="compile_mode"):
         Acceleration(compile_mode="fastest")
@@ -86,8 +87,14 @@ def test_the_command_line_switches_reach_the_engine(
     graph = Path(__file__).resolve().parents[2] / "graphs" / "depth2img.json"
     with pytest.raises(_Stopped):
         main(["run", str(graph), "--no-compile", "--low-memory", "--vram-budget", "3GiB"])
-    acceleration = seen[0].acceleration
-    assert (acceleration.compile, acceleration.low_memory, acceleration.vram_budget) == ("off", True, 3 * 2**30)
+    chosen = seen[0].acceleration
+    assert (chosen.compile, chosen.low_memory, chosen.vram_budget) == ("off", True, 3 * 2**30)
+    with pytest.raises(_Stopped):
+        main(["run", str(graph)])
+    assert seen[-1].acceleration.compile == "off"  # one run does not pay for compiling by default
+    with pytest.raises(_Stopped):
+        main(["run", str(graph), "--compile"])
+    assert seen[-1].acceleration.compile == "on"
 
     with pytest.raises(SystemExit) as stopped:
         main(["run", str(graph), "--vram-budget", "a lot"])
@@ -142,9 +149,11 @@ def test_a_recorded_cuda_graph_predicts_what_the_eager_unet_does() -> None:
         for timestep in (981, 961, 941):
             sample = torch.randn(2, 5, 16, 16, device="cuda", dtype=torch.float16)
             step = torch.tensor(timestep, device="cuda")
-            assert torch.allclose(graphed(sample, step, embeddings), eager(sample, step, embeddings), atol=1e-3)
+            expected = eager(sample, step, embeddings)
+            assert torch.allclose(graphed(sample, step, embeddings), expected, atol=1e-3)
         assert graphed.recordings == 1  # one shape, one recording, replayed for every step
-        graphed(torch.randn(4, 5, 16, 16, device="cuda", dtype=torch.float16), step, embeddings.repeat(2, 1, 1))
+        batch_of_four = torch.randn(4, 5, 16, 16, device="cuda", dtype=torch.float16)
+        graphed(batch_of_four, step, embeddings.repeat(2, 1, 1))
         assert graphed.recordings == 2
         unet.to("cpu").to("cuda")  # weights moved: the old recording would read freed memory
         graphed(sample, step, embeddings)

@@ -136,3 +136,32 @@ def test_large_images_are_decoded_and_encoded_tile_by_tile() -> None:
 
     encoded = encode_image(handle, torch.rand(1, 192, 128, 3))
     assert encoded["samples"].shape == (1, 4, 24, 16)
+
+
+def cuda_engine(folder: Path, acceleration: Acceleration) -> Engine:
+    engine = compiled_engine(folder, None)
+    return Engine(replace(engine.settings, device="cuda", acceleration=acceleration))
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_graphed_loop_makes_the_image_the_eager_loop_makes(tmp_path: Path) -> None:
+    eager = Acceleration(compile="off", cuda_graphs="off", channels_last="off", fuse_qkv="off")
+    plain = cuda_engine(tmp_path / "plain", eager)
+    fast = cuda_engine(tmp_path / "fast", Acceleration(compile="off"))
+    prompt = depth2img(steps=3)
+    expected = saved_pixels(plain, plain.run(prompt))
+    got = saved_pixels(fast, fast.run(prompt))
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2  # float16 rounding only
+    recordings = fast.models.runner("tiny-random").recordings
+    prompt["8"]["inputs"]["seed"] = 77
+    assert fast.run(prompt).status == "success"
+    assert fast.models.runner("tiny-random").recordings == recordings  # a new seed replays
+
+
+@pytest.mark.gpu
+def test_on_cuda_low_memory_leaves_only_the_last_component_on_the_gpu(tmp_path: Path) -> None:
+    engine = cuda_engine(tmp_path, Acceleration(low_memory=True))
+    assert engine.run(depth2img(steps=2)).status == "success"
+    assert engine.models.residency.on_device() == [("tiny-random", "vae")]
+    assert next(engine.models.load("tiny-random", "unet").parameters()).is_cuda
+    assert not next(engine.models.load("tiny-random", "vae").parameters()).is_cuda
