@@ -641,7 +641,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8188) -> int:
     """Run the server until interrupted (the `depthgraph serve` command)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(f"depthgraph server on http://{host}:{port} (data in {settings.data_dir})", file=sys.stderr)
-    web.run_app(create_app(settings), host=host, port=port, print=None)
+    app = create_app(settings)
+    engine = app[STATE].engine
+    print(f"device {engine.device}: {engine.models.plan.describe()}", file=sys.stderr)
+    web.run_app(app, host=host, port=port, print=None)
     return 0
 
 

@@ -1,12 +1,38 @@
 """Depth-to-image through the graph engine vs diffusers' StableDiffusionDepth2ImgPipeline, on the very
-same components, alternating in one process; prints both medians and the ratio graph/diffusers.
+same components and settings, alternating in one process.
 
-    python benchmarks/depth2img.py                      # CPU, tiny-random, 256×256, 20 steps
-    python benchmarks/depth2img.py --size 512 --steps 50 --full-size --device cuda   # on a GPU
+    python benchmarks/depth2img.py                         # CPU: tiny-random, 256×256, 20 steps
+    python benchmarks/depth2img.py --device cuda           # GPU: full size, 512x1, 768x1, 512x4, 50 steps
+    python benchmarks/depth2img.py --device cuda --no-compile   # the engine without torch.compile
+    python benchmarks/depth2img.py --device cuda --low-memory   # the engine alone, low-memory mode
 
-`--full-size` builds the real SD2-depth architecture (UNet 320/640/1280/1280, OpenCLIP-H text tower,
-DPT-hybrid) with random weights: timing needs no trained weights. Models are warm (loaded once);
-the graph's result cache is cleared before each of its runs, so both sides do all the work.
+Every case (`--cases 512x1,768x1,512x4`: image size x batch) runs strength 1.0, guidance 7.5, the
+PNDM scheduler, one prompt. (a) diffusers' pipeline as its documentation loads it,
+`from_pretrained(folder, torch_dtype=dtype).to(device)`: SDPA attention, its depth estimator in the
+pipeline's dtype under autocast. (b) the depth-to-image graph through the engine with its default
+acceleration (on CUDA: compiled UNet and VAE decoder, CUDA graphs, channels-last, fused QKV); a batch
+repeats the encoded image with RepeatLatentBatch, as diffusers' `num_images_per_prompt` does.
+
+`--full-size` (the default on CUDA) builds the real SD2-depth architecture (UNet 320/640/1280/1280,
+OpenCLIP-H text tower, DPT-hybrid) with random weights: timing needs no trained weights. Both sides
+load the one saved folder under `--workdir`; their models stay warm between runs.
+
+Measured per case: one warm-up run of each side first (the engine's pays for compiling and
+recording CUDA graphs; it is shown as "first s"), then `--repeats` runs of each side, alternating,
+between device synchronisations; medians and the ratio engine/diffusers (target on CUDA <= 0.6, on a
+CPU <= 1.05). The engine's result cache is cleared before each of its runs, so it does all the work.
+Peak memory (CUDA) per side: the bytes of its own weights (UNet, VAE, text encoder, depth estimator)
++ the most a run allocated above what was allocated just before it + for the engine the memory pool
+its CUDA graphs keep reserved. The engine's sampling loop (`nodes.sampling.sample`) is timed on its
+own (CUDA events); its UNet calls are counted from the sampler's progress events, and its FLOPs per
+guided step (one UNet forward at batch 2·batch) are counted with torch's FlopCounterMode on a copy of
+the architecture on the meta device (nominal: 1.61 TFLOP at 512², 4.30 at 768², per image). The
+loop's achieved TFLOP/s is compared with the device's measured dense matmul rate (8192² in the
+dtype on CUDA, 2048² float32 on a CPU); target 35 %.
+
+`--low-memory` runs the engine alone in its low-memory mode (only the component in use on the GPU,
+tiled VAE, nothing compiled) at 512² and 1024² (or `--cases`), once each, and prints each run's peak
+memory and whether it stayed under 4 GiB.
 """
 
 from __future__ import annotations
@@ -14,7 +40,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +51,57 @@ import torch
 from diffusers import StableDiffusionDepth2ImgPipeline
 from PIL import Image
 
+from benchmarks.gpu_figures import (
+    GIB,
+    Measured,
+    gib,
+    graph_pool_bytes,
+    matmul_tflops,
+    measure,
+    process_peaks,
+    reset_process_peaks,
+    timing_sampling_loop,
+    unet_flops,
+    weight_bytes,
+)
 from engine.config import Settings
-from engine.models.manager import COMPONENTS
+from engine.events import Progress
+from engine.models.manager import COMPONENTS, WEIGHTED
 from engine.models.tiny import build_tiny
 from engine.runtime import Engine
 
 PROMPT = "photo of two men wrestling, detailed, sharp focus"
+STRENGTH = 1.0
+GUIDANCE = 7.5
+SAMPLER_NODE = "8"
+NOMINAL_TFLOP = {512: 1.61, 768: 4.30}  # per guided step (UNet at batch 2) for one image, full size
+RATIO_TARGET = {"cuda": 0.6, "cpu": 1.05}
+MATMUL_SHARE_TARGET = 0.35
+LOW_MEMORY_LIMIT = 4 * GIB
+WEIGHTED_COMPONENTS = tuple(name for name in COMPONENTS if name in WEIGHTED)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case: a square image size and a batch."""
+
+    size: int
+    batch: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.size}x{self.batch}"
+
+
+def parse_cases(text: str) -> list[Case]:
+    """Cases from "512x1,768x1,512x4" (size x batch)."""
+    cases = []
+    for item in text.split(","):
+        size, _, batch = item.strip().partition("x")
+        if not size.isdigit() or not (batch or "1").isdigit() or int(size) % 8:
+            raise argparse.ArgumentTypeError(f"case {item!r} is not SIZExBATCH with a size divisible by 8")
+        cases.append(Case(int(size), int(batch or 1)))
+    return cases
 
 
 def full_size_components() -> dict[str, Any]:
@@ -51,111 +122,339 @@ def full_size_components() -> dict[str, Any]:
     }
 
 
-def graph(size: int, steps: int) -> dict[str, Any]:
-    return {
-        "1": {"class_type": "CheckpointLoader", "inputs": {"ckpt_name": "bench"}},
-        "2": {"class_type": "LoadImage", "inputs": {"image": "bench.png"}},
+def saved_model(models_dir: Path, full_size: bool) -> str:
+    """The name of the model folder both sides load, saved on first use."""
+    name = "bench-full" if full_size else "bench-tiny"
+    folder = models_dir / name
+    if not (folder / "model_index.json").is_file():
+        components = full_size_components() if full_size else {part: build_tiny(part) for part in COMPONENTS}
+        StableDiffusionDepth2ImgPipeline(**components).save_pretrained(folder)
+    return name
+
+
+def input_photo(input_dir: Path, size: int) -> tuple[str, Image.Image]:
+    """A random size×size photo saved in the input folder: its file name and the image."""
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+    name = f"bench-{size}.png"
+    photo.save(input_dir / name)
+    return name, photo
+
+
+def graph(model: str, image: str, batch: int, steps: int) -> dict[str, Any]:
+    """The depth-to-image graph; a batch repeats the encoded image before it is noised."""
+    latent: list[Any] = ["6", 0]
+    prompt: dict[str, Any] = {
+        "1": {"class_type": "CheckpointLoader", "inputs": {"ckpt_name": model}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": image}},
         "3": {"class_type": "DepthEstimate", "inputs": {"depth_model": ["1", 3], "image": ["2", 0]}},
         "4": {"class_type": "CLIPTextEncode", "inputs": {"text": PROMPT, "clip": ["1", 1]}},
         "5": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
         "6": {"class_type": "VAEEncode", "inputs": {"pixels": ["2", 0], "vae": ["1", 2]}},
-        "7": {
-            "class_type": "NoiseLatent",
-            "inputs": {
-                "model": ["1", 0],
-                "latent": ["6", 0],
-                "seed": 0,
-                "strength": 1.0,
-                "steps": steps,
-                "scheduler": "pndm",
-            },
-        },
-        "8": {
-            "class_type": "DepthSampler",
-            "inputs": {
-                "model": ["1", 0],
-                "positive": ["4", 0],
-                "negative": ["5", 0],
-                "depth": ["3", 0],
-                "latent_image": ["7", 0],
-                "cfg": 7.5,
-            },
-        },
-        "9": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["1", 2]}},
-        "10": {"class_type": "PreviewImage", "inputs": {"images": ["9", 0]}},
     }
+    if batch > 1:
+        prompt["11"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": latent, "amount": batch}}
+        latent = ["11", 0]
+    noise = {"model": ["1", 0], "latent": latent, "seed": 0, "strength": STRENGTH, "steps": steps}
+    prompt["7"] = {"class_type": "NoiseLatent", "inputs": {**noise, "scheduler": "pndm"}}
+    prompt[SAMPLER_NODE] = {
+        "class_type": "DepthSampler",
+        "inputs": {
+            "model": ["1", 0],
+            "positive": ["4", 0],
+            "negative": ["5", 0],
+            "depth": ["3", 0],
+            "latent_image": ["7", 0],
+            "cfg": GUIDANCE,
+        },
+    }
+    prompt["9"] = {"class_type": "VAEDecode", "inputs": {"samples": [SAMPLER_NODE, 0], "vae": ["1", 2]}}
+    prompt["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["9", 0]}}
+    return prompt
 
 
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+class EngineSide:
+    """The graph through the engine; counts the sampler's steps (UNet calls) of each run."""
 
+    def __init__(self, engine: Engine, model: str, image: str, case: Case, steps: int) -> None:
+        self.engine = engine
+        self.prompt = graph(model, image, case.batch, steps)
+        self.unet_calls = 0
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--full-size", action="store_true", help="the real architecture, random weights")
-    parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"), help="model, input, output")
-    args = parser.parse_args()
+    def prepare(self) -> None:
+        self.engine.cache.clear()  # so the run does all the work
+        self.unet_calls = 0
 
-    work = args.workdir
-    (work / "input").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    photo = Image.fromarray(rng.integers(0, 255, (args.size, args.size, 3), dtype=np.uint8))
-    photo.save(work / "input" / "bench.png")
-
-    settings = Settings.under(work, device=args.device)
-    folder = settings.models_dir / "bench"
-    if not (folder / "model_index.json").is_file():  # both sides load this one folder
-        components = (
-            full_size_components() if args.full_size else {name: build_tiny(name) for name in COMPONENTS}
-        )
-        StableDiffusionDepth2ImgPipeline(**components).save_pretrained(folder)
-    engine = Engine(settings)
-    dtype = engine.models.dtype
-    pipeline = StableDiffusionDepth2ImgPipeline.from_pretrained(folder, torch_dtype=dtype).to(args.device)
-    pipeline.depth_estimator.to(torch.float32)
-    pipeline.set_progress_bar_config(disable=True)
-    prompt = graph(args.size, args.steps)
-
-    def run_graph() -> None:
-        engine.cache.clear()
-        result = engine.run(prompt)
+    def run(self) -> None:
+        result = self.engine.run(self.prompt, on_event=self._count)
         assert result.status == "success", result.error
 
-    def run_diffusers() -> None:
-        pipeline(
+    def _count(self, event: Any) -> None:
+        if isinstance(event, Progress) and event.node_id == SAMPLER_NODE:
+            self.unet_calls += 1
+
+
+class DiffusersSide:
+    """diffusers' pipeline, called as its documentation shows."""
+
+    def __init__(self, pipeline: Any, photo: Image.Image, case: Case, steps: int) -> None:
+        self.pipeline = pipeline
+        self.photo = photo
+        self.case = case
+        self.steps = steps
+
+    def prepare(self) -> None:
+        pass
+
+    def run(self) -> None:
+        self.pipeline(
             PROMPT,
-            image=photo,
-            strength=1.0,
-            num_inference_steps=args.steps,
-            guidance_scale=7.5,
+            image=self.photo,
+            strength=STRENGTH,
+            num_inference_steps=self.steps,
+            guidance_scale=GUIDANCE,
+            num_images_per_prompt=self.case.batch,
             generator=torch.Generator().manual_seed(0),
             output_type="pil",
         )
 
-    run_graph()  # warm-up: first calls pay for lazy imports and allocator growth
-    run_diffusers()
-    times: dict[str, list[float]] = {"graph": [], "diffusers": []}
-    for _ in range(args.repeats):
-        for name, function in (("diffusers", run_diffusers), ("graph", run_graph)):
-            synchronize(args.device)
-            started = time.perf_counter()
-            function()
-            synchronize(args.device)
-            times[name].append(time.perf_counter() - started)
+
+@dataclass
+class Figures:
+    """What one side measured in one case."""
+
+    first: Measured
+    runs: list[Measured] = field(default_factory=list)
+    loops: list[float] = field(default_factory=list)  # seconds of the engine's sampling loop per run
+    held_bytes: int | None = None  # weights (and graph pool) it keeps on the device
+
+    @property
+    def median(self) -> float:
+        return statistics.median(run.seconds for run in self.runs)
+
+    @property
+    def peak_bytes(self) -> int | None:
+        peaks = [run.peak_bytes for run in self.runs if run.peak_bytes is not None]
+        if self.held_bytes is None or not peaks:
+            return None
+        return self.held_bytes + max(peaks)
+
+
+def flops_per_step(engine: Engine, model: str, case: Case) -> int:
+    """FLOPs of one guided step (one UNet forward on 2·batch latents) at the case's size."""
+    unet = engine.models.load(model, "unet")
+    vae = engine.models.load(model, "vae")
+    tokens = int(engine.models.load(model, "tokenizer").model_max_length)
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    latent = (case.size // scale, case.size // scale)
+    return unet_flops(unet.config, 2 * case.batch, latent, tokens)
+
+
+def run_case(
+    case: Case,
+    engine_side: EngineSide,
+    diffusers_side: DiffusersSide,
+    repeats: int,
+    device: str,
+    clock: Any,
+) -> dict[str, Figures]:
+    """Warm both sides up, then alternate `repeats` timed runs of each."""
+    sides = {"engine": engine_side, "diffusers": diffusers_side}
+    figures: dict[str, Figures] = {}
+    for name in ("engine", "diffusers"):
+        sides[name].prepare()
+        figures[name] = Figures(first=measure(sides[name].run, device))
+    clock.take()
+    for _ in range(repeats):
+        for name in ("diffusers", "engine"):
+            sides[name].prepare()
+            figures[name].runs.append(measure(sides[name].run, device))
+        figures["engine"].loops.append(clock.take())
+    return figures
+
+
+def engine_weights(engine: Engine, model: str) -> int:
+    return weight_bytes(engine.models.load(model, part) for part in WEIGHTED_COMPONENTS)
+
+
+def pipeline_weights(pipeline: Any) -> int:
+    return weight_bytes(getattr(pipeline, part) for part in WEIGHTED_COMPONENTS)
+
+
+HEADER = (
+    f"{'case':<8} {'side':<10} {'first s':>8} {'median s':>9}  {'runs (s)':<22} {'peak GiB':>8} "
+    f"{'loop s':>8} {'loop TFLOP/s':>12} {'% of matmul':>11}"
+)
+
+
+def side_row(case: Case, name: str, figures: Figures, loop: tuple[str, str, str]) -> str:
+    runs = ", ".join(f"{run.seconds:.3f}" for run in figures.runs)
+    return (
+        f"{case.label:<8} {name:<10} {figures.first.seconds:>8.3f} {figures.median:>9.3f}  {runs:<22} "
+        f"{gib(figures.peak_bytes):>8} {loop[0]:>8} {loop[1]:>12} {loop[2]:>11}"
+    )
+
+
+def flops_text(flops: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if flops >= scale:
+            return f"{flops / scale:.3f} {unit}"
+    return f"{flops:.0f}"
+
+
+def report_case(
+    case: Case, figures: dict[str, Figures], flops: int, calls: int, matmul: float, args: argparse.Namespace
+) -> None:
+    """One case's rows of the table and its summary line."""
+    engine = figures["engine"]
+    loop_seconds = statistics.median(engine.loops)
+    achieved = flops * calls / loop_seconds / 1e12
+    loop = (f"{loop_seconds:.3f}", f"{achieved:.4g}", f"{100 * achieved / matmul:.1f}%")
+    print(side_row(case, "diffusers", figures["diffusers"], ("-", "-", "-")))
+    print(side_row(case, "engine", engine, loop))
+    ratio = engine.median / figures["diffusers"].median
+    nominal = NOMINAL_TFLOP.get(case.size) if args.full_size else None
+    nominal_text = f" (nominal {nominal * case.batch:.2f} T)" if nominal else ""
+    print(
+        f"{case.label:<8} ratio engine/diffusers {ratio:.3f} (target <= {RATIO_TARGET[args.device]}); "
+        f"{calls} UNet calls per run; FLOPs per guided step {flops_text(flops)}{nominal_text}"
+    )
+
+
+def describe_run(args: argparse.Namespace, dtype: torch.dtype) -> str:
     model = "full-size SD2-depth (random weights)" if args.full_size else "tiny-random"
-    print(f"{model}, {args.device}, {args.size}x{args.size}, {args.steps} steps, strength 1.0, cfg 7.5")
-    for name, samples in times.items():
-        each = ", ".join(f"{sample:.3f}" for sample in samples)
-        print(f"  {name:<10} median {statistics.median(samples):.3f} s  ({each})")
-    ratio = statistics.median(times["graph"]) / statistics.median(times["diffusers"])
-    print(f"  ratio graph/diffusers: {ratio:.3f}")
+    device = f"cuda {torch.cuda.get_device_name()}" if args.device == "cuda" else args.device
+    dtype_name = str(dtype).removeprefix("torch.")
+    return (
+        f"{model}, {device}, {dtype_name}, {args.steps} steps, strength {STRENGTH}, cfg {GUIDANCE}, "
+        f"{args.repeats} timed runs per side"
+    )
+
+
+def make_engine(args: argparse.Namespace, **acceleration: Any) -> Engine:
+    settings = Settings.under(args.workdir, device=args.device)
+    if args.device == "cuda":
+        settings = replace(settings, dtype=args.dtype)
+    if acceleration:
+        settings = replace(settings, acceleration=replace(settings.acceleration, **acceleration))
+    return Engine(settings)
+
+
+def compare(args: argparse.Namespace) -> None:
+    """The engine against diffusers, case by case."""
+    engine = make_engine(args, **({"compile": "off"} if args.no_compile else {}))
+    model = saved_model(engine.settings.models_dir, args.full_size)
+    dtype = engine.models.dtype
+    folder = engine.settings.models_dir / model
+    pipeline = StableDiffusionDepth2ImgPipeline.from_pretrained(folder, torch_dtype=dtype).to(args.device)
+    pipeline.set_progress_bar_config(disable=True)
+    for part in WEIGHTED_COMPONENTS:
+        engine.models.load(model, part)  # warm before the first run, so no run counts loading
+    matmul = matmul_tflops(args.device, dtype)
+    print(describe_run(args, dtype))
+    print(f"engine: {engine.models.plan.describe()}")
+    print("diffusers: StableDiffusionDepth2ImgPipeline.from_pretrained(torch_dtype=...) (SDPA attention)")
+    size = "8192²" if args.device == "cuda" else "2048²"
+    matmul_dtype = dtype if args.device == "cuda" else torch.float32
+    print(f"dense {str(matmul_dtype).removeprefix('torch.')} matmul ({size}): {matmul:.4g} TFLOP/s")
+    if args.device == "cuda":
+        print(
+            "peak GiB: own weights + the most a timed run allocated above what was allocated before it; "
+            "the engine adds its CUDA graphs' memory pool"
+        )
+    print(f"loop: the engine's sampling loop; target {MATMUL_SHARE_TARGET:.0%} of the matmul rate")
+    print(HEADER)
+    with timing_sampling_loop(args.device) as clock:
+        for case in args.cases:
+            image, photo = input_photo(engine.settings.input_dir, case.size)
+            engine_side = EngineSide(engine, model, image, case, args.steps)
+            diffusers_side = DiffusersSide(pipeline, photo, case, args.steps)
+            figures = run_case(case, engine_side, diffusers_side, args.repeats, args.device, clock)
+            if args.device == "cuda":
+                pool = graph_pool_bytes(args.device) or 0
+                figures["engine"].held_bytes = engine_weights(engine, model) + pool
+                figures["diffusers"].held_bytes = pipeline_weights(pipeline)
+            flops = flops_per_step(engine, model, case)
+            report_case(case, figures, flops, engine_side.unet_calls, matmul, args)
+
+
+def low_memory(args: argparse.Namespace) -> None:
+    """The engine alone in low-memory mode: each case once, with the process's peak memory."""
+    engine = make_engine(args, low_memory=True)
+    model = saved_model(engine.settings.models_dir, args.full_size)
+    print(describe_run(args, engine.models.dtype))
+    print(f"engine alone: {engine.models.plan.describe()}")
+    print("peak: the process's torch.cuda.max_memory_allocated / max_memory_reserved during the run")
+    print(
+        f"{'case':<8} {'run s':>8} {'peak allocated GiB':>19} {'peak reserved GiB':>18} {'under 4 GiB':>12}"
+    )
+    for case in args.cases:
+        image, _ = input_photo(engine.settings.input_dir, case.size)
+        side = EngineSide(engine, model, image, case, args.steps)
+        side.prepare()
+        reset_process_peaks(args.device)
+        seconds = measure(side.run, args.device).seconds
+        peaks = process_peaks(args.device)
+        allocated, reserved = (None, None) if peaks is None else peaks
+        under = "-" if reserved is None else ("yes" if reserved < LOW_MEMORY_LIMIT else "no")
+        print(f"{case.label:<8} {seconds:>8.3f} {gib(allocated):>19} {gib(reserved):>18} {under:>12}")
+    print("(the first case's run includes reading the weights from disk)")
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--full-size",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the real architecture, random weights (default: on for cuda, tiny-random otherwise)",
+    )
+    parser.add_argument(
+        "--cases",
+        type=parse_cases,
+        help="SIZExBATCH,... (default: 512x1,768x1,512x4 "
+        "on cuda, 256x1 on cpu; with --low-memory 512x1,1024x1)",
+    )
+    parser.add_argument("--steps", type=int, help="denoising steps (default: 50 on cuda, 20 on cpu)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side per case")
+    parser.add_argument("--dtype", choices=("float16", "bfloat16"), default="float16", help="cuda only")
+    parser.add_argument("--no-compile", action="store_true", help="the engine with compiling off")
+    parser.add_argument("--low-memory", action="store_true", help="the engine alone, in low-memory mode")
+    parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"), help="model, input, output")
+    args = parser.parse_args()
+    cuda = args.device == "cuda"
+    if args.full_size is None:
+        args.full_size = cuda
+    if args.cases is None:
+        default = "512x1,1024x1" if args.low_memory else ("512x1,768x1,512x4" if cuda else "256x1")
+        args.cases = parse_cases(default)
+    if args.steps is None:
+        args.steps = 50 if cuda else 20
+    return args
+
+
+def quiet_libraries() -> None:
+    """Only errors from diffusers and transformers (no loading bars or notices between table rows)."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def main() -> None:
+    args = parse_arguments()
+    (args.workdir / "input").mkdir(parents=True, exist_ok=True)
+    quiet_libraries()
+    if args.low_memory:
+        low_memory(args)
+    else:
+        compare(args)
 
 
 if __name__ == "__main__":
