@@ -22,7 +22,7 @@ recording CUDA graphs; it is shown as "first s"), then `--repeats` runs of each 
 between device synchronisations; medians and the ratio engine/diffusers (target on CUDA <= 0.6, on a
 CPU <= 1.05). The engine's result cache is cleared before each of its runs, so it does all the work.
 Peak memory (CUDA) per side: the bytes of its own weights (UNet, VAE, text encoder, depth estimator)
-+ the most a run allocated above what was allocated just before it + for the engine the memory pool
++ the most a timed run allocated above what was allocated just before it + for the engine the memory pool
 its CUDA graphs keep reserved. The engine's sampling loop (`nodes.sampling.sample`) is timed on its
 own (CUDA events); its UNet calls are counted from the sampler's progress events, and its FLOPs per
 guided step (one UNet forward at batch 2·batch) are counted with torch's FlopCounterMode on a copy of
@@ -42,7 +42,7 @@ import statistics
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,6 +53,7 @@ from PIL import Image
 
 from benchmarks.gpu_figures import (
     GIB,
+    LoopClock,
     Measured,
     gib,
     graph_pool_bytes,
@@ -173,6 +174,14 @@ def graph(model: str, image: str, batch: int, steps: int) -> dict[str, Any]:
     return prompt
 
 
+class Side(Protocol):
+    """One side of the comparison: `prepare` before a run (not timed), then `run`."""
+
+    def prepare(self) -> None: ...
+
+    def run(self) -> None: ...
+
+
 class EngineSide:
     """The graph through the engine; counts the sampler's steps (UNet calls) of each run."""
 
@@ -256,10 +265,10 @@ def run_case(
     diffusers_side: DiffusersSide,
     repeats: int,
     device: str,
-    clock: Any,
+    clock: LoopClock,
 ) -> dict[str, Figures]:
     """Warm both sides up, then alternate `repeats` timed runs of each."""
-    sides = {"engine": engine_side, "diffusers": diffusers_side}
+    sides: dict[str, Side] = {"engine": engine_side, "diffusers": diffusers_side}
     figures: dict[str, Figures] = {}
     for name in ("engine", "diffusers"):
         sides[name].prepare()
@@ -313,10 +322,11 @@ def report_case(
     print(side_row(case, "diffusers", figures["diffusers"], ("-", "-", "-")))
     print(side_row(case, "engine", engine, loop))
     ratio = engine.median / figures["diffusers"].median
+    target = RATIO_TARGET.get(args.device, RATIO_TARGET["cpu"])
     nominal = NOMINAL_TFLOP.get(case.size) if args.full_size else None
     nominal_text = f" (nominal {nominal * case.batch:.2f} T)" if nominal else ""
     print(
-        f"{case.label:<8} ratio engine/diffusers {ratio:.3f} (target <= {RATIO_TARGET[args.device]}); "
+        f"{case.label:<8} ratio engine/diffusers {ratio:.3f} (target <= {target}); "
         f"{calls} UNet calls per run; FLOPs per guided step {flops_text(flops)}{nominal_text}"
     )
 
@@ -325,10 +335,7 @@ def describe_run(args: argparse.Namespace, dtype: torch.dtype) -> str:
     model = "full-size SD2-depth (random weights)" if args.full_size else "tiny-random"
     device = f"cuda {torch.cuda.get_device_name()}" if args.device == "cuda" else args.device
     dtype_name = str(dtype).removeprefix("torch.")
-    return (
-        f"{model}, {device}, {dtype_name}, {args.steps} steps, strength {STRENGTH}, cfg {GUIDANCE}, "
-        f"{args.repeats} timed runs per side"
-    )
+    return f"{model}, {device}, {dtype_name}, {args.steps} steps, strength {STRENGTH}, cfg {GUIDANCE}"
 
 
 def make_engine(args: argparse.Namespace, **acceleration: Any) -> Engine:
@@ -351,18 +358,22 @@ def compare(args: argparse.Namespace) -> None:
     for part in WEIGHTED_COMPONENTS:
         engine.models.load(model, part)  # warm before the first run, so no run counts loading
     matmul = matmul_tflops(args.device, dtype)
-    print(describe_run(args, dtype))
+    print(f"{describe_run(args, dtype)}, {args.repeats} timed run(s) of each side per case")
     print(f"engine: {engine.models.plan.describe()}")
     print("diffusers: StableDiffusionDepth2ImgPipeline.from_pretrained(torch_dtype=...) (SDPA attention)")
     size = "8192²" if args.device == "cuda" else "2048²"
     matmul_dtype = dtype if args.device == "cuda" else torch.float32
     print(f"dense {str(matmul_dtype).removeprefix('torch.')} matmul ({size}): {matmul:.4g} TFLOP/s")
+    print("first s: the warm-up run of each side (the engine's compiles and records CUDA graphs there)")
     if args.device == "cuda":
         print(
             "peak GiB: own weights + the most a timed run allocated above what was allocated before it; "
             "the engine adds its CUDA graphs' memory pool"
         )
-    print(f"loop: the engine's sampling loop; target {MATMUL_SHARE_TARGET:.0%} of the matmul rate")
+    print(
+        "loop: the engine's sampling loop (median); TFLOP/s = FLOPs per guided step x UNet calls / loop s; "
+        f"target {MATMUL_SHARE_TARGET:.0%} of the matmul rate"
+    )
     print(HEADER)
     with timing_sampling_loop(args.device) as clock:
         for case in args.cases:

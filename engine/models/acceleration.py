@@ -163,12 +163,27 @@ def _compile(module: Any, plan: Plan) -> None:
     module.compile(**options)
 
 
+def fuse_projections(model: Any) -> None:
+    """Fuse each attention's query/key/value projections into one matrix product, and drop the
+    separate projections the fused attention no longer reads (diffusers keeps them, which would
+    hold those weights twice): self-attention reads only the fused one, cross-attention the
+    query and the fused key/value."""
+    from diffusers.models.attention_processor import Attention
+
+    model.fuse_qkv_projections()
+    for module in model.modules():
+        if isinstance(module, Attention) and getattr(module, "fused_projections", False):
+            unused = ("to_k", "to_v") if module.is_cross_attention else ("to_q", "to_k", "to_v")
+            for name in unused:
+                setattr(module, name, None)
+
+
 def prepare_unet(unet: Any, plan: Plan) -> Any:
     """The UNet made fast as the plan says: fused QKV, channels-last, compiled."""
     import torch
 
     if plan.fuse_qkv:
-        unet.fuse_qkv_projections()
+        fuse_projections(unet)
     if plan.channels_last:
         unet.to(memory_format=torch.channels_last)
     if plan.compile:
@@ -181,7 +196,7 @@ def prepare_vae(vae: Any, plan: Plan) -> Any:
     import torch
 
     if plan.fuse_qkv:
-        vae.fuse_qkv_projections()
+        fuse_projections(vae)
     if plan.channels_last:
         vae.to(memory_format=torch.channels_last)
     if plan.compile:

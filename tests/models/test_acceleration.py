@@ -18,6 +18,7 @@ from engine.models.acceleration import (
     prepare_vae,
     tiling_for,
 )
+from engine.models.residency import module_bytes
 from engine.models.tiny import build_tiny
 from engine.models.unet_runner import UNetRunner
 
@@ -121,6 +122,8 @@ def test_a_prepared_unet_predicts_what_the_plain_one_does() -> None:
     assert torch.allclose(got, expected, atol=1e-5)
     assert prepared.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert any("Fused" in type(processor).__name__ for processor in prepared.attn_processors.values())
+    # Fusing holds no weight twice: the separate projections the fused attention skips are gone.
+    assert module_bytes(prepared) == module_bytes(plain)
 
 
 def test_a_prepared_vae_decodes_what_the_plain_one_does() -> None:
@@ -129,6 +132,7 @@ def test_a_prepared_vae_decodes_what_the_plain_one_does() -> None:
     latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         assert torch.allclose(prepared.decode(latents).sample, plain.decode(latents).sample, atol=1e-5)
+    assert module_bytes(prepared) == module_bytes(plain)
 
 
 def test_the_vae_tiles_only_images_larger_than_one_tile() -> None:
