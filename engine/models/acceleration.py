@@ -178,30 +178,26 @@ def fuse_projections(model: Any) -> None:
                 setattr(module, name, None)
 
 
-def prepare_unet(unet: Any, plan: Plan) -> Any:
-    """The UNet made fast as the plan says: fused QKV, channels-last, compiled."""
+def _prepare(model: Any, plan: Plan, compiled_part: Any) -> Any:
     import torch
 
     if plan.fuse_qkv:
-        fuse_projections(unet)
+        fuse_projections(model)
     if plan.channels_last:
-        unet.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)
     if plan.compile:
-        _compile(unet, plan)
-    return unet
+        _compile(compiled_part, plan)
+    return model
+
+
+def prepare_unet(unet: Any, plan: Plan) -> Any:
+    """The UNet made fast as the plan says: fused QKV, channels-last, compiled."""
+    return _prepare(unet, plan, unet)
 
 
 def prepare_vae(vae: Any, plan: Plan) -> Any:
     """The VAE made fast as the plan says; only its decoder is compiled (encoding runs once per image)."""
-    import torch
-
-    if plan.fuse_qkv:
-        fuse_projections(vae)
-    if plan.channels_last:
-        vae.to(memory_format=torch.channels_last)
-    if plan.compile:
-        _compile(vae.decoder, plan)
-    return vae
+    return _prepare(vae, plan, vae.decoder)
 
 
 def tiling_for(vae: Any, plan: Plan, pixels: tuple[int, int]) -> bool:
