@@ -159,10 +159,10 @@ class ModelManager:
                     # One read of the file converts all four weighted parts; all stay in memory.
                     self.reads += 1
                     for part, module in self._read_single_file(source).items():
-                        self._loaded[(name, part)] = self._prepare(name, part, module)
+                        self._loaded[(name, part)] = self._prepare(part, module)
                 else:
                     self.reads += 1
-                    self._loaded[key] = self._prepare(name, component, self._read(source, component))
+                    self._loaded[key] = self._prepare(component, self._read(source, component))
             value = self._loaded[key]
             if component in WEIGHTED:
                 self.residency.bring(key, value)
@@ -186,9 +186,10 @@ class ModelManager:
 
         vae = self.load(name, "vae")
         with self._lock:
+            self.residency.forget((name, "vae"))
             vae.to(dtype=torch.float32)
             self._upcast.add(name)
-        return vae
+        return self.load(name, "vae")  # counted again on the device, at its new size
 
     def loaded(self) -> list[tuple[str, str]]:
         """(model, component) pairs now resident."""
@@ -226,7 +227,7 @@ class ModelManager:
             return build_tiny(component)  # scheduler and image processor: SD2-depth's, same as tiny's
         return load_diffusers_component(source.path, component, self.dtype)
 
-    def _prepare(self, name: str, component: str, value: Any) -> Any:
+    def _prepare(self, component: str, value: Any) -> Any:
         """A freshly read component in its dtype, ready for inference (placed by `load`)."""
         if component not in WEIGHTED:
             return value
