@@ -320,3 +320,30 @@ def test_as_many_steps_as_trained_timesteps_is_refused_with_the_largest_that_wor
     with pytest.raises(ValueError, match=r"1000 steps take the PNDMScheduler past .* use at most 999 steps"):
         noise_latent(model, encoded, 0, 1.0, 1000, "pndm")
     assert noise_latent(model, encoded, 0, 1.0, 999, "pndm")["samples"].shape == (1, 4, 4, 4)
+
+
+def test_a_repeated_batch_makes_different_images_of_one_photo_from_one_seed(engine: Engine) -> None:
+    prompt = depth2img(steps=2)
+    prompt["20"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["7", 0], "amount": 3}}
+    prompt["8"]["inputs"]["latent"] = ["20", 0]
+    result = engine.run(prompt)
+    assert result.status == "success", result.error
+    saved = [image["filename"] for image in result.outputs["11"]["images"]]
+    assert len(saved) == 3
+    pixels = [np.asarray(Image.open(engine.files.output_dir / name)).astype(int) for name in saved]
+    assert all(np.abs(pixels[0] - other).mean() > 1 for other in pixels[1:])  # each its own noise
+
+    engine.cache.clear()  # the same seed makes the same batch again
+    again = [image["filename"] for image in engine.run(prompt).outputs["11"]["images"]]
+    assert again != saved
+    for name, expected in zip(again, pixels, strict=True):
+        assert np.array_equal(np.asarray(Image.open(engine.files.output_dir / name)), expected)
+
+
+def test_latents_already_noised_cannot_be_repeated() -> None:
+    from nodes.latent import noise_latent, repeat_latent
+
+    model = ModelHandle(ModelManager(), "tiny-random")
+    noised = noise_latent(model, encode_image(model, torch.rand(1, 32, 32, 3)), 0, 1.0, 2, "ddim")
+    with pytest.raises(ValueError, match="repeat them before the Noise Latent node"):
+        repeat_latent(noised, 2)
