@@ -20,6 +20,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+# A cache folder the user chose for Inductor, read before torch runs: torch writes its default into
+# the environment the first time it looks, so later the two cannot be told apart.
+_USER_COMPILE_CACHE = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
 SWITCH = ("auto", "on", "off")
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "reduce-overhead", "max-autotune")
 # Inductor modes that capture CUDA graphs themselves: our own capture would nest inside theirs.
@@ -143,7 +146,7 @@ def acceleration_from_mapping(data: Mapping[str, Any], base: Acceleration | None
 def use_compile_cache(folder: Path | None) -> None:
     """Point Inductor's on-disk cache at `folder` (unless the user already set one), so compiled
     kernels and graphs are reused by later processes."""
-    if folder is None or "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+    if folder is None or _USER_COMPILE_CACHE is not None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder.resolve())

@@ -3,6 +3,7 @@ prepared UNet and VAE compute what the plain ones do."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,20 @@ def test_a_recorded_cuda_graph_predicts_what_the_eager_unet_does() -> None:
         unet.to("cpu").to("cuda")  # weights moved: the old recording would read freed memory
         graphed(sample, step, embeddings)
         assert graphed.recordings == 3
+
+
+def test_compiled_kernels_are_kept_in_the_data_folder_unless_the_user_chose_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.models import acceleration
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/torch/chose")  # torch's own default
+    monkeypatch.setattr(acceleration, "_USER_COMPILE_CACHE", None)
+    acceleration.use_compile_cache(tmp_path / "compile-cache")
+    assert Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]) == (tmp_path / "compile-cache").resolve()
+    assert (tmp_path / "compile-cache").is_dir()
+
+    monkeypatch.setattr(acceleration, "_USER_COMPILE_CACHE", "/fast/disk/kernels")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/fast/disk/kernels")
+    acceleration.use_compile_cache(tmp_path / "other")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/fast/disk/kernels"
