@@ -167,3 +167,36 @@ def test_on_cuda_low_memory_leaves_only_the_last_component_on_the_gpu(tmp_path: 
     assert next(vae.parameters()).is_cuda
     unet = engine.models.load("tiny-random", "unet")  # comes in; the VAE goes to host memory
     assert next(unet.parameters()).is_cuda and not next(vae.parameters()).is_cuda
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("scheduler", ["pndm", "ddim", "dpmpp_2m", "unipc"])  # the ones that draw no noise
+def test_on_cuda_the_sampling_loop_never_waits_for_the_gpu(scheduler: str) -> None:
+    """torch reports every operation that makes the host wait for the GPU; a loop of 15 steps must
+    cause exactly as many as a loop of 5 (those before the loop), so no step causes any."""
+    import warnings as python_warnings
+
+    from nodes.latent import noise_latent
+    from nodes.sampling import sample
+    from nodes.text import encode_text
+
+    models = ModelManager(device="cuda", acceleration=Acceleration(compile="off"))
+    model = ModelHandle(models, "tiny-random")
+    encoded = encode_image(model, torch.rand(1, 64, 64, 3))
+    text = encode_text(model, "a lighthouse")
+    depth = torch.rand(1, 1, 32, 32, device="cuda")
+
+    def waits(steps: int) -> int:
+        latent = noise_latent(model, encoded, 0, 1.0, steps, scheduler)
+        sample(model, text, text, depth, latent, 7.5)  # records the CUDA graph first
+        torch.cuda.synchronize()
+        with python_warnings.catch_warnings(record=True) as caught:
+            python_warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                sample(model, text, text, depth, latent, 7.5)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(warning.message) for warning in caught)
+
+    assert waits(15) == waits(5)
