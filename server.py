@@ -484,6 +484,8 @@ async def get_system_stats(request: web.Request) -> web.Response:
                 "ram_free": page * os.sysconf("SC_AVPHYS_PAGES") if page else 0,
                 "cache_bytes": engine.cache.usage(),
                 "models_loaded": [f"{name}/{part}" for name, part in engine.models.loaded()],
+                "models_on_device": [f"{name}/{part}" for name, part in engine.models.residency.on_device()],
+                "acceleration": engine.models.plan.describe(),
             },
             "devices": devices,
         }

@@ -51,6 +51,7 @@ async def test_routes_also_answer_under_api(client: Any) -> None:
     assert queue == {"queue_running": [], "queue_pending": []}
     stats = await (await client.get("/system_stats")).json()
     assert stats["devices"][0]["type"] == "cpu" and stats["system"]["ram_total"] > 0
+    assert stats["system"]["models_on_device"] == [] and "compile off" in stats["system"]["acceleration"]
 
 
 async def test_each_client_sees_only_its_own_events(client: Any) -> None:
