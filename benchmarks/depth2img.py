@@ -4,6 +4,7 @@ same components and settings, alternating in one process.
     python benchmarks/depth2img.py                         # CPU: tiny-random, 256×256, 20 steps
     python benchmarks/depth2img.py --device cuda           # GPU: full size, 512x1, 768x1, 512x4, 50 steps
     python benchmarks/depth2img.py --device cuda --no-compile   # the engine without torch.compile
+    python benchmarks/depth2img.py --compile --cases 64x1 --steps 10   # compiling on a CPU
     python benchmarks/depth2img.py --device cuda --low-memory   # the engine alone, low-memory mode
 
 Every case (`--cases 512x1,768x1,512x4`: image size x batch) runs strength 1.0, guidance 7.5, the
@@ -349,7 +350,8 @@ def make_engine(args: argparse.Namespace, **acceleration: Any) -> Engine:
 
 def compare(args: argparse.Namespace) -> None:
     """The engine against diffusers, case by case."""
-    engine = make_engine(args, **({"compile": "off"} if args.no_compile else {}))
+    choice = {} if args.compile is None else {"compile": "on" if args.compile else "off"}
+    engine = make_engine(args, **choice)
     model = saved_model(engine.settings.models_dir, args.full_size)
     dtype = engine.models.dtype
     folder = engine.settings.models_dir / model
@@ -432,7 +434,12 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="denoising steps (default: 50 on cuda, 20 on cpu)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each side per case")
     parser.add_argument("--dtype", choices=("float16", "bfloat16"), default="float16", help="cuda only")
-    parser.add_argument("--no-compile", action="store_true", help="the engine with compiling off")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the engine with compiling on or off (default: on for cuda, off for cpu)",
+    )
     parser.add_argument("--low-memory", action="store_true", help="the engine alone, in low-memory mode")
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"), help="model, input, output")
     args = parser.parse_args()

@@ -90,7 +90,7 @@ class Acceleration:
             vae_tiling=self.vae_tiling != "off",
             tile_pixels=SMALL_TILE_PIXELS if small_tiles else TILE_PIXELS,
             offload=self.low_memory,
-            vram_budget=0 if self.low_memory else self.vram_budget,
+            vram_budget=self.vram_budget,
             cache_dir=self.cache_dir,
         )
 

@@ -69,6 +69,8 @@ def test_low_memory_keeps_only_the_component_in_use_on_the_device() -> None:
         models.load(TINY, component)
         assert models.residency.on_device() == [(TINY, component)]
     assert models.reads == 4
+    # Weights move, results stay: the small cached depth maps and latents are not squeezed out.
+    assert models.residency.cache_allowance() is None
 
 
 def test_cached_results_on_the_device_share_the_budget_and_leave_after_the_weights() -> None:

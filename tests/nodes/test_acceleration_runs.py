@@ -199,4 +199,6 @@ def test_on_cuda_the_sampling_loop_never_waits_for_the_gpu(scheduler: str) -> No
                 torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(warning.message) for warning in caught)
 
-    assert waits(15) == waits(5)
+    before_the_loop = waits(5)
+    assert before_the_loop >= 1  # copying the timesteps to the host is seen: the check sees waits
+    assert waits(15) == before_the_loop
