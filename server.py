@@ -1,17 +1,17 @@
 """depthgraph's HTTP and WebSocket server: ComfyUI's API in front of one engine.
 
-A thin adapter: handlers validate and queue prompts, one worker thread runs them on the engine (so the
-event loop never waits on the GPU), and the engine's events go to the WebSocket of the client that
-queued the prompt. Every accepted prompt, its status and outputs live in a sqlite store in the data
-folder, so the queue and the history survive a restart. Start it with `depthgraph serve` or
-`python server.py`; it binds 127.0.0.1 unless told otherwise.
+A thin adapter: handlers validate and queue prompts, prompt threads hand them to the executor (so the
+event loop never waits on the GPU) and the events go to the WebSocket of the client that queued the
+prompt. The executor is the engine in this process (one thread), or a pool of Ray workers (one
+thread per worker slot; `engine.cluster`). Every accepted prompt, its status and outputs live in a
+sqlite store in the data folder, so the queue and the history survive a restart. Start it with
+`depthgraph serve` or `python server.py`; it binds 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import os
@@ -25,13 +25,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
-from aiohttp import BodyPartReader, WSMsgType, web
+from aiohttp import WSMsgType, web
 
+from engine.backends import Backend, Job, LocalBackend
 from engine.config import Settings
 from engine.events import Event, NodeExecuting, PreviewFrame, Progress
-from engine.files import FileStore, UnsafePathError
 from engine.graph_file import GraphFileError
 from engine.graph_library import list_library, read_dropped_graph, read_library_graph
 from engine.outbox import Outbox
@@ -40,6 +39,7 @@ from engine.runtime import Engine
 from engine.schema import node_schema, object_info
 from engine.store import PromptStore, StoredPrompt
 from engine.workflow_convert import WorkflowError, workflow_to_prompt
+from server_files import FILES, LIMITS, get_view, post_upload_image, post_upload_mask
 
 log = logging.getLogger("depthgraph.server")
 WEB_ROOT = Path(__file__).resolve().parent / "web"
@@ -62,13 +62,15 @@ KEPT_MESSAGES = frozenset(
 class ServerState:
     """Everything the handlers share, kept on the app (no module-level state)."""
 
-    engine: Engine
+    engine: Engine  # validates prompts and knows the files; runs them only for the local backend
+    backend: Backend
     store: PromptStore
     queue: PromptQueue
     settings: Settings
     sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
-    worker: threading.Thread | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+    stopping: bool = False
     outbox: Outbox = field(init=False)  # the worker's messages to the event loop
 
 
@@ -123,9 +125,9 @@ async def deliver(state: ServerState, batch: list[tuple[Any, ...]]) -> None:
             await broadcast_status(state)
 
 
-# --- the execution worker --------------------------------------------------------------------------
+# --- the prompt threads ----------------------------------------------------------------------------
 def run_worker(state: ServerState) -> None:
-    """Take prompts off the queue and run them until the queue is closed."""
+    """Take prompts off the queue and run them until the queue is closed (one of these per slot)."""
     while (item := state.queue.take()) is not None:
         try:
             execute(state, item)
@@ -142,7 +144,7 @@ def run_worker(state: ServerState) -> None:
             post(state, "json", client_id, "execution_error", failure)
             post(state, "json", client_id, "executing", {"node": None, "prompt_id": item.prompt_id})
         finally:
-            state.queue.finished()
+            state.queue.finished(item.prompt_id)
             post(state, "status")
 
 
@@ -181,8 +183,15 @@ def execute(state: ServerState, item: QueuedPrompt) -> None:
             return
     extra_data = item.extra.get("extra_data") or {}
     workflow = (extra_data.get("extra_pnginfo") or {}).get("workflow")
-    result = state.engine.executor.run(graph, prompt_id=item.prompt_id, on_event=listen, workflow=workflow)
-    state.store.finish(item.prompt_id, result.status, dict(result.outputs), messages)
+    job = Job(item.prompt_id, item.prompt, item.extra.get("targets") or None, workflow)
+    outcome = state.backend.run(job, graph, listen)
+    if outcome.status == "interrupted" and state.stopping and state.backend.requeue_interrupted:
+        state.store.set_status(
+            item.prompt_id, "pending"
+        )  # cut off by the server stopping: runs after a restart
+        return
+    extra = {**item.extra, "routing": outcome.route} if outcome.route is not None else None
+    state.store.finish(item.prompt_id, outcome.status, outcome.outputs, messages, extra)
     post(state, "json", client_id, "executing", the_end)
 
 
@@ -254,7 +263,7 @@ async def get_queue(request: web.Request) -> web.Response:
     running, pending = state_of(request).queue.snapshot()
     return web.json_response(
         {
-            "queue_running": [running.as_comfy()] if running else [],
+            "queue_running": [item.as_comfy() for item in running],
             "queue_pending": [item.as_comfy() for item in pending],
         }
     )
@@ -278,14 +287,17 @@ async def post_interrupt(request: web.Request) -> web.Response:
     running, _ = state.queue.snapshot()
     body = await optional_json(request)
     wanted = body.get("prompt_id")
-    if running is not None and (wanted is None or wanted == running.prompt_id):
-        state.engine.interrupt()
+    for item in running:
+        if wanted is None or wanted == item.prompt_id:
+            state.backend.interrupt(item.prompt_id)
     return web.json_response({})
 
 
 def history_entry(item: StoredPrompt) -> dict[str, Any]:
     queued = QueuedPrompt(item.number, item.prompt_id, item.prompt, item.extra)
+    routing = {"routing": item.extra["routing"]} if "routing" in item.extra else {}  # Ray executor only
     return {
+        **routing,
         "prompt": queued.as_comfy(),
         "outputs": item.outputs,
         "status": {
@@ -325,127 +337,6 @@ async def post_history(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-# --- files -----------------------------------------------------------------------------------------
-async def get_view(request: web.Request) -> web.StreamResponse:
-    files = state_of(request).engine.files
-    kind = request.query.get("type", "output")
-    try:
-        if kind not in ("input", "output", "temp"):
-            raise UnsafePathError(f"type must be input, output or temp, not {kind!r}")
-        path = files.resolve(kind, request.query.get("filename", ""), request.query.get("subfolder", ""))  # type: ignore[arg-type]
-    except UnsafePathError as error:
-        return web.json_response({"error": str(error)}, status=400)
-    if not path.is_file():
-        return web.json_response({"error": "no such file"}, status=404)
-    return web.FileResponse(path)
-
-
-async def read_upload(request: web.Request, limit: int) -> tuple[dict[str, str], dict[str, bytes]]:
-    """Text fields and file fields of a multipart upload, refusing more than `limit` bytes per file."""
-    fields: dict[str, str] = {}
-    blobs: dict[str, bytes] = {}
-    if not request.content_type.startswith("multipart/"):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "send multipart/form-data with the image in a field named 'image'"}),
-            content_type="application/json",
-        )
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            continue  # nested multiparts are not uploads we take
-        name = part.name or ""
-        if part.filename is None:
-            fields[name] = (await part.read(decode=True)).decode("utf-8", "replace")
-            continue
-        fields[f"{name}.filename"] = part.filename
-        data = bytearray()
-        while chunk := await part.read_chunk():
-            data.extend(chunk)
-            if len(data) > limit:
-                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data))
-        blobs[name] = bytes(data)
-    return fields, blobs
-
-
-def check_image(data: bytes, max_pixels: int) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as picture:
-            size = picture.size
-            if size[0] * size[1] > max_pixels:
-                raise ValueError(f"the image is {size[0]}×{size[1]}, over the {max_pixels} pixel limit")
-            picture.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"the upload is not an image that can be read ({error})") from None
-    return size
-
-
-async def post_upload_image(request: web.Request) -> web.Response:
-    return await upload(request, mask=False)
-
-
-async def post_upload_mask(request: web.Request) -> web.Response:
-    return await upload(request, mask=True)
-
-
-async def upload(request: web.Request, mask: bool) -> web.Response:
-    state = state_of(request)
-    fields, blobs = await read_upload(request, state.settings.max_upload_bytes)
-    data = blobs.get("image")
-    if data is None:
-        return web.json_response({"error": "send the image as a multipart field named 'image'"}, status=400)
-    kind = fields.get("type", "input")
-    subfolder = fields.get("subfolder", "")
-    # Only the name is kept: any folders in it, plain or percent-encoded, are dropped.
-    filename = Path(unquote(fields.get("image.filename") or "").replace("\\", "/")).name or "upload.png"
-    try:
-        if kind not in ("input", "temp"):
-            raise UnsafePathError(f"uploads go to the input or temp folder, not {kind!r}")
-        await asyncio.to_thread(check_image, data, state.settings.max_image_pixels)
-        if mask:
-            data = await asyncio.to_thread(
-                apply_mask, state.engine.files, fields.get("original_ref", ""), data
-            )
-        name = await asyncio.to_thread(
-            state.engine.files.save_upload,
-            kind,
-            filename,
-            subfolder,
-            data,
-            fields.get("overwrite") == "true",
-        )
-    except UnsafePathError as error:
-        return web.json_response({"error": str(error)}, status=400)
-    except ValueError as error:
-        return web.json_response({"error": str(error)}, status=400)
-    return web.json_response({"name": name, "subfolder": subfolder, "type": kind})
-
-
-def apply_mask(files: FileStore, original_ref: str, mask_png: bytes) -> bytes:
-    """ComfyUI's mask upload: the original image with the mask's alpha as its alpha channel."""
-    from PIL import Image
-
-    try:
-        reference = json.loads(original_ref)
-        original = files.resolve(
-            reference.get("type", "input"), reference["filename"], reference.get("subfolder", "")
-        )
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-        raise ValueError(
-            "original_ref must name the image the mask belongs to ({filename, subfolder, type})"
-        ) from None
-    if not original.is_file():
-        raise ValueError(f"the original image {original.name} is not there")
-    with Image.open(original) as base, Image.open(io.BytesIO(mask_png)) as painted:
-        result = base.convert("RGBA")
-        alpha = painted.convert("RGBA").getchannel("A").resize(result.size)
-        result.putalpha(alpha)
-        buffer = io.BytesIO()
-        result.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 # --- nodes, system, conversion ---------------------------------------------------------------------
 async def get_object_info(request: web.Request) -> web.Response:
     engine = state_of(request).engine
@@ -461,33 +352,47 @@ async def get_object_info_node(request: web.Request) -> web.Response:
 
 
 async def get_system_stats(request: web.Request) -> web.Response:
-    engine = state_of(request).engine
+    """ComfyUI's system stats; with the Ray executor, one device per worker (`workers` has the rest)."""
+    state = state_of(request)
     page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
-    devices = []
-    torch = sys.modules.get("torch")
-    if torch is not None and engine.device == "cuda":
-        free, total = torch.cuda.mem_get_info()
-        name = torch.cuda.get_device_name()
-        devices.append({"name": name, "type": "cuda", "index": 0, "vram_total": total, "vram_free": free})
-    else:
-        devices.append(
-            {"name": engine.device, "type": engine.device, "index": 0, "vram_total": 0, "vram_free": 0}
-        )
+    workers = await asyncio.to_thread(state.backend.describe)
+    devices = [
+        {
+            "name": worker["name"],
+            "type": worker["type"],
+            "index": index,
+            "vram_total": worker.get("vram_total", 0),
+            "vram_free": worker.get("vram_free", 0),
+        }
+        for index, worker in enumerate(workers)
+    ]
+    cache_bytes: dict[str, int] = {}
+    for worker in workers:
+        for device, size in worker.get("cache_bytes", {}).items():
+            cache_bytes[device] = cache_bytes.get(device, 0) + size
+
+    def joined(key: str) -> list[str]:
+        return sorted({name for worker in workers for name in worker.get(key, [])})
+
+    plans = list(dict.fromkeys(worker["acceleration"] for worker in workers if "acceleration" in worker))
+    torch_version = next((w["torch_version"] for w in workers if w.get("torch_version")), None)
     return web.json_response(
         {
             "system": {
                 "os": platform.system(),
                 "python_version": sys.version,
                 "embedded_python": False,
-                "pytorch_version": getattr(torch, "__version__", None),
+                "pytorch_version": torch_version or getattr(sys.modules.get("torch"), "__version__", None),
                 "ram_total": page * os.sysconf("SC_PHYS_PAGES") if page else 0,
                 "ram_free": page * os.sysconf("SC_AVPHYS_PAGES") if page else 0,
-                "cache_bytes": engine.cache.usage(),
-                "models_loaded": [f"{name}/{part}" for name, part in engine.models.loaded()],
-                "models_on_device": [f"{name}/{part}" for name, part in engine.models.residency.on_device()],
-                "acceleration": engine.models.plan.describe(),
+                "cache_bytes": cache_bytes,
+                "models_loaded": joined("models_loaded"),
+                "models_on_device": joined("models_on_device"),
+                "acceleration": "; ".join(plans),
+                "executor": state.backend.name,
             },
             "devices": devices,
+            "workers": workers,
         }
     )
 
@@ -495,10 +400,9 @@ async def get_system_stats(request: web.Request) -> web.Response:
 async def post_free(request: web.Request) -> web.Response:
     state = state_of(request)
     body = await optional_json(request)
-    if body.get("free_memory") or body.get("unload_models") or not body:
-        state.engine.cache.clear()
-    if body.get("unload_models") or not body:
-        state.engine.models.unload()
+    cache = bool(body.get("free_memory") or body.get("unload_models") or not body)
+    models = bool(body.get("unload_models") or not body)
+    await asyncio.to_thread(state.backend.free, cache, models)
     return web.json_response({})
 
 
@@ -595,18 +499,33 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
+def make_backend(settings: Settings, engine: Engine) -> Backend:
+    """The executor `settings.cluster` asks for; Ray is imported only for the Ray one."""
+    if settings.cluster.executor == "ray":
+        from engine.cluster.ray_backend import RayBackend
+
+        return RayBackend(settings, engine.files)
+    return LocalBackend(engine)
+
+
 def create_app(
-    settings: Settings | None = None, engine: Engine | None = None, start_worker: bool = True
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    start_worker: bool = True,
+    backend: Backend | None = None,
 ) -> web.Application:
-    """The server for `settings` (or an engine made elsewhere, e.g. with a test registry)."""
+    """The server for `settings` (or an engine made elsewhere, e.g. with a test registry). A backend
+    given here is the caller's to close; one made here is closed with the app."""
     settings = settings or Settings()
     engine = engine or Engine(settings)
+    owns_backend = backend is None
+    backend = backend or make_backend(settings, engine)
     store = PromptStore(settings.data_dir / "depthgraph.sqlite3")
-    state = ServerState(engine, store, PromptQueue(), settings)
+    state = ServerState(engine, backend, store, PromptQueue(), settings)
     state.outbox = Outbox(lambda batch: deliver(state, batch))
-    engine.executor.previews = True
     app = web.Application(client_max_size=settings.max_upload_bytes + 2**20)
     app[STATE] = state
+    app[FILES], app[LIMITS] = engine.files, settings
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
         app.router.add_route(method, "/api" + path, handler)
@@ -617,21 +536,28 @@ def create_app(
     async def start(app: web.Application) -> None:
         state.loop = asyncio.get_running_loop()
         state.outbox.loop = state.loop
-        for item in store.recover():  # prompts queued before a restart run again, in order
+        # Prompts queued before a restart run again, in order (and, on Ray, those cut off running).
+        for item in store.recover(requeue_running=backend.requeue_interrupted):
             state.queue.put(QueuedPrompt(item.number, item.prompt_id, item.prompt, item.extra))
         if start_worker:
-            state.worker = threading.Thread(
-                target=run_worker, args=(state,), name="depthgraph-worker", daemon=True
-            )
-            state.worker.start()
+            for index in range(backend.concurrency):
+                thread = threading.Thread(
+                    target=run_worker, args=(state,), name=f"depthgraph-prompts-{index}", daemon=True
+                )
+                thread.start()
+                state.threads.append(thread)
 
     async def stop(app: web.Application) -> None:
+        state.stopping = True
         state.queue.close()
-        engine.interrupt()
+        for item in state.queue.snapshot()[0]:
+            backend.interrupt(item.prompt_id)
         for socket in list(state.sockets.values()):
             await socket.close()
-        if state.worker is not None:
-            await asyncio.to_thread(state.worker.join, 30)
+        for thread in state.threads:
+            await asyncio.to_thread(thread.join, 30)
+        if owns_backend:
+            await asyncio.to_thread(backend.close)
         store.close()
 
     app.on_startup.append(start)
@@ -644,8 +570,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8188) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(f"depthgraph server on http://{host}:{port} (data in {settings.data_dir})", file=sys.stderr)
     app = create_app(settings)
-    engine = app[STATE].engine
-    print(f"device {engine.device}: {engine.models.plan.describe()}", file=sys.stderr)
+    state = app[STATE]
+    for worker in state.backend.describe():
+        print(f"{worker['worker']} on {worker['type']}: {worker.get('acceleration', '')}", file=sys.stderr)
     web.run_app(app, host=host, port=port, print=None)
     return 0
 

@@ -54,6 +54,10 @@ class ResultCache:
     def __contains__(self, signature: object) -> bool:
         return signature in self._entries
 
+    def signatures(self) -> list[str]:
+        """The signatures of every result held, oldest first."""
+        return list(self._entries)
+
     def __len__(self) -> int:
         return len(self._entries)
 

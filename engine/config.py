@@ -19,6 +19,11 @@ if there is one. Relative paths in it are relative to the file. Example::
       vae_tiling: auto       # auto: tiles above 768 px; on: 512 px tiles; off
       low_memory: false      # only the component in use on the GPU, VAE tiled, no compiling
       vram_budget: 10GiB     # weights + cached results on the GPU; omit for no limit
+    cluster:                 # where `serve` and `batch` run prompts (see engine/cluster)
+      executor: local        # local (this process) or ray (Ray actors, one per GPU)
+      ray_address: local     # local starts Ray here; auto or ray://host:10001 joins a running cluster
+      workers: 2             # how many engine workers (default: one per GPU in the cluster, else 1)
+      max_attempts: 3        # runs of a prompt whose worker died before it is marked failed
 """
 
 from __future__ import annotations
@@ -47,6 +52,29 @@ class ConfigError(ValueError):
     """A config file or setting that cannot be used; the message names it."""
 
 
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class Cluster:
+    """How prompts are executed: in this process, or on Ray actors (`engine.cluster`)."""
+
+    executor: str = "local"
+    ray_address: str = "local"
+    workers: int | None = None  # None: one per GPU in the cluster, or 1 without GPUs
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, not {self.executor!r}")
+        if self.workers is not None and (isinstance(self.workers, bool) or not 0 < self.workers <= 1024):
+            raise ConfigError(f"workers must be a whole number from 1 to 1024, not {self.workers!r}")
+        if isinstance(self.max_attempts, bool) or not 0 < self.max_attempts <= 100:
+            raise ConfigError(f"max_attempts must be a whole number from 1 to 100, not {self.max_attempts!r}")
+        if not isinstance(self.ray_address, str) or not self.ray_address:
+            raise ConfigError("ray_address is 'local', 'auto' or a cluster address such as ray://head:10001")
+
+
 @dataclass
 class Settings:
     models_dir: Path = Path("models")
@@ -63,6 +91,7 @@ class Settings:
     dtype: str = "auto"  # weights: auto = float16 on CUDA/MPS, float32 on CPU; or float32, float16, bfloat16
     cache_budget: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     acceleration: Acceleration = field(default_factory=Acceleration)
+    cluster: Cluster = field(default_factory=Cluster)
 
     def compile_cache_dir(self) -> Path:
         """Where compiled kernels are kept between processes (inside the data folder)."""
@@ -166,6 +195,23 @@ def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
                 settings.cache_budget[str(device)] = parse_bytes(size, f"cache_budget.{device}")
         elif key == "acceleration":
             settings.acceleration = _acceleration(value, path)
+        elif key == "cluster":
+            settings.cluster = _cluster(value, path)
+
+
+def _cluster(value: Any, path: Path) -> Cluster:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config file {path}: cluster maps a setting to a value (executor, workers ...)")
+    known = {f.name for f in fields(Cluster)}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown cluster setting {unknown[0]!r}; known: {', '.join(sorted(known))}"
+        )
+    try:
+        return Cluster(**value)
+    except ConfigError as error:
+        raise ConfigError(f"config file {path}: cluster: {error}") from None
 
 
 def _acceleration(value: Any, path: Path) -> Acceleration:

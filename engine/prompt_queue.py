@@ -1,7 +1,8 @@
 """The in-memory queue of prompts waiting for the execution worker (mirrored in the prompt store).
 
 Prompts run in order of their number; `front` prompts get a number below every waiting one. The
-worker thread blocks in `take()`; the event loop adds, removes and lists without blocking it.
+prompt threads block in `take()` (one thread, or one per slot of a pool of workers, so several
+prompts may be running); the event loop adds, removes and lists without blocking them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class QueuedPrompt:
 class PromptQueue:
     def __init__(self) -> None:
         self._pending: list[QueuedPrompt] = []
-        self._running: QueuedPrompt | None = None
+        self._running: dict[str, QueuedPrompt] = {}
         self._condition = threading.Condition()
         self._closed = False
         self._last_number = 0.0
@@ -62,12 +63,13 @@ class PromptQueue:
                 self._condition.wait()
             if self._closed:
                 return None
-            self._running = self._pending.pop(0)
-            return self._running
+            item = self._pending.pop(0)
+            self._running[item.prompt_id] = item
+            return item
 
-    def finished(self) -> None:
+    def finished(self, prompt_id: str) -> None:
         with self._condition:
-            self._running = None
+            self._running.pop(prompt_id, None)
 
     def remove(self, prompt_ids: Iterable[str]) -> list[str]:
         wanted = set(prompt_ids)
@@ -82,13 +84,14 @@ class PromptQueue:
             self._pending = []
         return removed
 
-    def snapshot(self) -> tuple[QueuedPrompt | None, list[QueuedPrompt]]:
+    def snapshot(self) -> tuple[list[QueuedPrompt], list[QueuedPrompt]]:
+        """The running prompts (oldest first) and the waiting ones (in the order they will run)."""
         with self._condition:
-            return self._running, list(self._pending)
+            return sorted(self._running.values(), key=lambda item: item.number), list(self._pending)
 
     def remaining(self) -> int:
         with self._condition:
-            return len(self._pending) + (1 if self._running is not None else 0)
+            return len(self._pending) + len(self._running)
 
     def close(self) -> None:
         with self._condition:

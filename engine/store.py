@@ -127,22 +127,43 @@ class PromptStore:
         with self._lock:
             self._connection.execute("UPDATE prompts SET status = ? WHERE prompt_id = ?", (status, prompt_id))
 
-    def finish(self, prompt_id: str, status: str, outputs: dict[str, Any], messages: list[Any]) -> None:
+    def finish(
+        self,
+        prompt_id: str,
+        status: str,
+        outputs: dict[str, Any],
+        messages: list[Any],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Store a prompt's end; `extra` replaces its extra data (to add how it was routed, say)."""
         with self._lock:
             self._connection.execute(
-                "UPDATE prompts SET status = ?, outputs = ?, messages = ?, finished = ? WHERE prompt_id = ?",
-                (status, json.dumps(outputs), json.dumps(messages), time.time(), prompt_id),
+                "UPDATE prompts SET status = ?, outputs = ?, messages = ?, finished = ?, "
+                "extra = COALESCE(?, extra) WHERE prompt_id = ?",
+                (
+                    status,
+                    json.dumps(outputs),
+                    json.dumps(messages),
+                    time.time(),
+                    None if extra is None else json.dumps(extra),
+                    prompt_id,
+                ),
             )
 
-    def recover(self) -> list[StoredPrompt]:
-        """Mark prompts left running by a dead process as failed; return the pending ones in order."""
+    def recover(self, requeue_running: bool = False) -> list[StoredPrompt]:
+        """Return the pending prompts in order, after dealing with those a dead process left running:
+        marked failed, or (`requeue_running`, when they ran elsewhere and may run again) pending."""
         now = time.time()
         message = ["execution_error", {"exception_message": INTERRUPTED_BY_RESTART, "timestamp": now}]
         with self._lock:
-            self._connection.execute(
-                "UPDATE prompts SET status = 'error', messages = ?, finished = ? WHERE status = 'running'",
-                (json.dumps([message]), now),
-            )
+            if requeue_running:
+                self._connection.execute("UPDATE prompts SET status = 'pending' WHERE status = 'running'")
+            else:
+                self._connection.execute(
+                    "UPDATE prompts SET status = 'error', messages = ?, finished = ? "
+                    "WHERE status = 'running'",
+                    (json.dumps([message]), now),
+                )
         return self._select("WHERE status = 'pending' ORDER BY number")
 
     def get(self, prompt_id: str) -> StoredPrompt | None:
