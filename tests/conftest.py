@@ -1,5 +1,5 @@
-"""What every test package shares: a workspace's input, output and temp folders, and the rule that
-tests marked `gpu` run only where torch sees a CUDA GPU."""
+"""What every test package shares: a workspace's input, output and temp folders, the rule that
+tests marked `gpu` run only where torch sees a CUDA GPU, and a local Ray cluster (`tests.ray_cluster`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.files import FileStore
+
+pytest_plugins = ["tests.ray_cluster"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

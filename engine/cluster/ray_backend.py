@@ -142,8 +142,8 @@ class RayBackend:
     def _attach(self, names: Sequence[str]) -> dict[str, Any]:
         """The named workers: running ones with the same configuration are kept (warm), others made."""
         actors = {name: self._actor(name) for name in names}
-        infos = self._get([actor.describe.remote() for actor in actors.values()], START_TIMEOUT)
-        for name, info in zip(names, infos, strict=True):
+        for name in names:
+            info = self._describe_when_up(name, actors)
             if info["config"] != self.config:
                 log.info("%s runs with other settings; starting it again", name)
                 self.ray.kill(actors[name], no_restart=True)
@@ -152,6 +152,21 @@ class RayBackend:
                 actors[name].interrupt.remote(None)  # a run left by a server that is gone
         self._get([actor.ping.remote() for actor in actors.values()], START_TIMEOUT)
         return actors
+
+    def _describe_when_up(self, name: str, actors: dict[str, Any]) -> dict[str, Any]:
+        """A worker's description, waiting while Ray restarts it (or making it anew if it is gone)."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                info: dict[str, Any] = self._get(actors[name].describe.remote(), START_TIMEOUT)
+                return info
+            except self.ray.exceptions.ActorUnavailableError:
+                pass  # restarting
+            except self.ray.exceptions.RayActorError:
+                actors[name] = self._actor(name, fresh=True)  # dead for good
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{name} did not come back within {START_TIMEOUT:.0f} s")
+            time.sleep(0.2)
 
     def _actor(self, name: str, fresh: bool = False) -> Any:
         deadline = time.monotonic() + CALL_TIMEOUT

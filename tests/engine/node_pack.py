@@ -6,6 +6,7 @@ a node that reports progress, a node that reads a file (with a fingerprint) and 
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -104,15 +105,17 @@ def fail(value: int) -> tuple[int]:
 @node(
     "Steps",
     category="test",
-    description="Counts to `steps`, reporting progress at each step.",
-    inputs=[Input.int("steps", 3, min=1, max=1000)],
+    description="Counts to `steps`, reporting progress at each step and pausing `delay` s before each.",
+    inputs=[Input.int("steps", 3, min=1, max=1000), Input.float("delay", 0.0, min=0.0, max=1.0)],
     outputs=[Output("INT")],
 )
-def steps(steps: int, context: NodeContext) -> tuple[int]:
+def steps(steps: int, context: NodeContext, delay: float = 0.0) -> tuple[int]:
     CALLS["Steps"] += 1
     for step in range(1, steps + 1):
         for hook in ON_STEP:
             hook(step)
+        if delay:
+            time.sleep(delay)  # works in a worker process too, where ON_STEP hooks do not reach
         context.progress(step, steps)
     return (steps,)
 

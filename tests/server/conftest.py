@@ -49,9 +49,16 @@ StartServer = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture
-def start_server(aiohttp_client: Any, settings: Settings) -> StartServer:
-    async def start(start_worker: bool = True) -> Any:
-        return await aiohttp_client(create_app(settings, make_engine(settings), start_worker=start_worker))
+def start_server(aiohttp_client: Any, settings: Settings, request: pytest.FixtureRequest) -> StartServer:
+    """Start a server on the in-process executor, or (`executor="ray"`) on the session's Ray workers."""
+
+    async def start(start_worker: bool = True, executor: str = "local") -> Any:
+        backend = None
+        if executor == "ray":
+            backend = request.getfixturevalue("ray_backend")(settings.file_store())
+        return await aiohttp_client(
+            create_app(settings, make_engine(settings), start_worker=start_worker, backend=backend)
+        )
 
     return start
 

@@ -1,4 +1,5 @@
-"""The server speaks ComfyUI's API: queue, events, history, files, errors."""
+"""The server speaks ComfyUI's API: queue, events, history, files, errors; every test runs against
+the in-process executor and against two Ray workers, which must behave the same to a client."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from typing import Any
 import pytest
 
 from engine.config import Settings
-from tests.server.conftest import ROOT, chain, collect, run_prompt
+from tests.server.conftest import ROOT, StartServer, chain, collect, run_prompt
+
+
+@pytest.fixture(params=["local", "ray"])
+async def client(request: pytest.FixtureRequest, start_server: StartServer) -> Any:
+    return await start_server(executor=request.param)
 
 
 def image_graph() -> dict[str, Any]:
@@ -186,14 +192,9 @@ async def test_a_body_that_is_not_json_is_a_400(client: Any) -> None:
 
 
 async def test_interrupt_stops_the_running_prompt_and_the_next_one_runs(client: Any) -> None:
-    import time
-
-    from tests.engine import node_pack
-
-    node_pack.ON_STEP.append(lambda step: time.sleep(0.02))
     socket = await client.ws_connect("/ws?clientId=stopper")
     slow = {
-        "1": {"class_type": "Steps", "inputs": {"steps": 500}},
+        "1": {"class_type": "Steps", "inputs": {"steps": 500, "delay": 0.02}},
         "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
     }
     response = await client.post("/prompt", json={"prompt": slow, "client_id": "stopper"})
@@ -208,7 +209,6 @@ async def test_interrupt_stops_the_running_prompt_and_the_next_one_runs(client: 
     assert max(progress, default=0) < 100
     history = await (await client.get(f"/history/{prompt_id}")).json()
     assert history[prompt_id]["status"]["status_str"] == "error"
-    node_pack.ON_STEP.clear()
     _, after = await run_prompt(client, chain(8), client_id="stopper")
     assert after[-2]["type"] == "execution_success"
     await socket.close()
