@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from engine.backends import Backend, Job, LocalBackend
+from engine.backends import Backend, Job, make_backend
 from engine.config import Settings
 from engine.events import Event, NodeExecuting, PreviewFrame, Progress
 from engine.graph_file import GraphFileError
@@ -499,15 +499,6 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-def make_backend(settings: Settings, engine: Engine) -> Backend:
-    """The executor `settings.cluster` asks for; Ray is imported only for the Ray one."""
-    if settings.cluster.executor == "ray":
-        from engine.cluster.ray_backend import RayBackend
-
-        return RayBackend(settings, engine.files)
-    return LocalBackend(engine)
-
-
 def create_app(
     settings: Settings | None = None,
     engine: Engine | None = None,
@@ -569,7 +560,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8188) -> int:
     """Run the server until interrupted (the `depthgraph serve` command)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(f"depthgraph server on http://{host}:{port} (data in {settings.data_dir})", file=sys.stderr)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except RuntimeError as error:  # the Ray cluster cannot be reached, or Ray is not installed
+        print(f"depthgraph: {error}", file=sys.stderr)
+        return 1
     state = app[STATE]
     for worker in state.backend.describe():
         print(f"{worker['worker']} on {worker['type']}: {worker.get('acceleration', '')}", file=sys.stderr)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine.config import Settings
 from engine.events import Listener
 from engine.graph import ExecutableGraph
 from engine.runtime import Engine
@@ -118,3 +119,13 @@ class LocalBackend:
 
     def close(self) -> None:
         self.engine.interrupt()
+
+
+def make_backend(settings: Settings, engine: Engine) -> Backend:
+    """The executor `settings.cluster` asks for. Ray is imported only for the Ray one (and its
+    workers run prompts against the engine's files, shipped to them)."""
+    if settings.cluster.executor == "ray":
+        from engine.cluster.ray_backend import RayBackend
+
+        return RayBackend(settings, engine.files)
+    return LocalBackend(engine)

@@ -13,12 +13,13 @@ import os
 import signal
 import sys
 import textwrap
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from engine.config import ConfigError, Settings, load_settings, parse_bytes
+from engine.config import EXECUTORS, ConfigError, Settings, load_settings, parse_bytes
 from engine.devices import DEVICE_CHOICES, DeviceError
 from engine.events import Event, NodeExecuting, NodesCached, Progress
 from engine.files import FOLDER_KINDS, FileStore
@@ -26,6 +27,12 @@ from engine.graph_file import GraphDocument, GraphFileError, load_graph
 from engine.models.fetch import DEFAULT_REPO, fetch_model
 from engine.models.manager import ModelError, find_models
 from engine.models.sd2_depth import convert_checkpoint
+from engine.overrides import (
+    UsageError,
+    apply_overrides,
+    check_override_inputs,
+    store_typed_overrides,
+)
 from engine.registry import NodeDefinition
 from engine.runtime import Engine
 from engine.scheduler import RunResult
@@ -33,10 +40,6 @@ from engine.schema import object_info
 from engine.validation import Validation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
-
-
-class UsageError(Exception):
-    """A bad argument: exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
             "--vram-budget", metavar="SIZE", help="GPU memory for weights and cached results, e.g. 10GiB"
         )
 
+    def cluster(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--executor",
+            choices=EXECUTORS,
+            help="where prompts run: local (this process, the default) or ray (one worker per GPU)",
+        )
+        command.add_argument(
+            "--ray-address",
+            metavar="ADDRESS",
+            help="local (start Ray here, the default), auto (the cluster `ray start` made) or ray://HOST:10001",
+        )
+        command.add_argument(
+            "--workers", type=int, metavar="N", help="Ray workers (default: one per GPU, or 1)"
+        )
+        command.add_argument(
+            "--max-attempts", type=int, metavar="K", help="runs of a prompt whose worker died (default 3)"
+        )
+
     run = commands.add_parser("run", help="run a graph file headlessly")
     run.add_argument("graph", type=Path, help="graph file (depthgraph or ComfyUI API form)")
     folders(run)
@@ -104,6 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="where the queue and history are kept (default: data/)")
     serve.add_argument("--device", choices=DEVICE_CHOICES)
     speed(serve)
+    cluster(serve)
+
+    batch = commands.add_parser("batch", help="run one graph over a folder of images or a list of values")
+    batch.add_argument("graph", type=Path, help="graph file (depthgraph or ComfyUI API form)")
+    batch.add_argument(
+        "--over",
+        required=True,
+        metavar="NODE_ID.INPUT=FOLDER_OR_LIST",
+        help="the input that changes: a folder of images (1.image=frames/) or a list (8.seed=1..100, 1,5,9)",
+    )
+    folders(batch)
+    batch.add_argument("--device", choices=DEVICE_CHOICES, help="where to compute (default: auto)")
+    batch.add_argument("--json", action="store_true", help="print one JSON object with every result")
+    speed(batch)
+    cluster(batch)
 
     models = commands.add_parser("models", help="list or download depth models")
     models.add_argument("--models-dir", type=Path, help="the models folder (default: models/)")
@@ -145,12 +181,14 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _models(args, settings)
         if args.command == "serve":
             return _serve(args, settings)
+        if args.command == "batch":
+            return _batch(args, settings)
         document = _load(args.graph)
-        files = _apply_overrides(document, args.overrides, settings)
+        files = apply_overrides(document, args.overrides, settings)
         engine = _engine(settings, files)
-        _check_override_inputs(document, args.overrides, engine)
+        check_override_inputs(document, args.overrides, engine)
         validation = engine.validate(document.prompt)
-        _store_typed_overrides(document, args.overrides, validation)
+        store_typed_overrides(document, args.overrides, validation)
         if args.command == "validate":
             return _validate(args, document, validation)
         return _run(args, document, engine, validation)
@@ -190,6 +228,15 @@ def _settings(args: argparse.Namespace) -> Settings:
         except ConfigError as error:
             raise UsageError(str(error)) from None
     settings.acceleration = dataclasses.replace(settings.acceleration, **changes)
+    chosen = {
+        name: getattr(args, name)
+        for name in ("executor", "ray_address", "workers", "max_attempts")
+        if getattr(args, name, None) is not None
+    }
+    try:
+        settings.cluster = dataclasses.replace(settings.cluster, **chosen)
+    except ConfigError as error:
+        raise UsageError(f"--{str(error).replace('_', '-')}") from None
     return settings
 
 
@@ -207,61 +254,6 @@ def _load(path: Path) -> GraphDocument:
     if not path.exists():
         raise UsageError(f"graph file {path} does not exist")
     return load_graph(path)
-
-
-def _split_override(text: str) -> tuple[str, str, str]:
-    target, equals, value = text.partition("=")
-    node_id, dot, input_name = target.rpartition(".")
-    if not equals or not dot or not node_id or not input_name:
-        raise UsageError(f"--set {text!r}: write NODE_ID.INPUT=VALUE, e.g. --set 3.seed=42")
-    return node_id, input_name, value
-
-
-def _apply_overrides(document: GraphDocument, overrides: Sequence[str], settings: Settings) -> FileStore:
-    """Write each --set value into the prompt. A value naming an existing file is allowed as an input
-    file even outside the input folder: the user named it on the command line."""
-    extra_inputs: dict[str, Path] = {}
-    for text in overrides:
-        node_id, input_name, value = _split_override(text)
-        entry = document.prompt.get(node_id)
-        if not isinstance(entry, dict):
-            known = ", ".join(sorted(document.prompt, key=_natural)) or "none"
-            raise UsageError(f"--set {text!r}: the graph has no node {node_id!r} (its nodes: {known})")
-        inputs = entry.setdefault("inputs", {})
-        if isinstance(inputs, dict):
-            inputs[input_name] = value
-        if value and Path(value).is_file():
-            extra_inputs[value] = Path(value).resolve()
-    return dataclasses.replace(settings.file_store(), extra_inputs=extra_inputs)
-
-
-def _check_override_inputs(document: GraphDocument, overrides: Sequence[str], engine: Engine) -> None:
-    for text in overrides:
-        node_id, input_name, _ = _split_override(text)
-        class_type = document.prompt[node_id].get("class_type")
-        definition = engine.registry.get(class_type) if isinstance(class_type, str) else None
-        if definition is not None and input_name not in definition.inputs_by_name:
-            names = ", ".join(definition.inputs_by_name) or "none"
-            raise UsageError(
-                f"--set {text!r}: node {node_id} ({class_type}) has no input {input_name!r}; "
-                f"its inputs are: {names}"
-            )
-
-
-def _store_typed_overrides(document: GraphDocument, overrides: Sequence[str], validation: Validation) -> None:
-    """Put --set values back into the graph as their declared types ("256" -> 256), so the graph
-    embedded in saved images reads as if it had been written that way."""
-    if validation.graph is None:
-        return
-    for text in overrides:
-        node_id, input_name, _ = _split_override(text)
-        graph_node = validation.graph.nodes.get(node_id)
-        if graph_node is not None and input_name in graph_node.constants:
-            document.prompt[node_id]["inputs"][input_name] = graph_node.constants[input_name]
-
-
-def _natural(node_id: str) -> tuple[int, str]:
-    return (int(node_id), "") if node_id.isdigit() else (sys.maxsize, node_id)
 
 
 def _validate(args: argparse.Namespace, document: GraphDocument, validation: Validation) -> int:
@@ -418,6 +410,70 @@ class _ProgressBar:
 
     def close(self) -> None:
         self._bar.close()
+
+
+def _batch(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from engine.batch import BatchItem, BatchRun, parse_over, summary, sweep_prompts, write_manifest
+
+    document = _load(args.graph)
+    sweep = parse_over(args.over)
+    files = apply_overrides(document, args.overrides, settings)
+    files = dataclasses.replace(files, extra_inputs={**files.extra_inputs, **sweep.files})
+    engine = _engine(settings, files)
+    prompts = sweep_prompts(document.prompt, sweep)  # first: it checks the node is there
+    check_override_inputs(document, [*args.overrides, f"{sweep.node_id}.{sweep.input_name}="], engine)
+    items = [BatchItem(label, value) for label, value in zip(sweep.labels, sweep.values, strict=True)]
+    backend = _backend(settings, engine)
+    runner = BatchRun(engine, backend, files)
+    graphs = runner.validate(prompts, items)
+    if all(graph is None for graph in graphs):
+        backend.close()
+        print(f"depthgraph: {args.graph} is not valid for any input: {items[0].error}", file=sys.stderr)
+        return EXIT_FAILED
+    bar = tqdm(total=len(items), unit="prompt", file=sys.stderr, dynamic_ncols=True, disable=args.json)
+    failed = 0
+
+    def advance(item: BatchItem) -> None:
+        nonlocal failed
+        failed += item.status != "success"
+        bar.set_postfix_str(
+            f"{item.label} on {item.worker or backend.name}" + (f", {failed} failed" if failed else "")
+        )
+        bar.update(1)
+
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: runner.stop())
+    started = time.perf_counter()
+    try:
+        runner.run(prompts, items, graphs, advance)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+        backend.close()
+    seconds = time.perf_counter() - started
+    manifest = write_manifest(files, str(args.graph), sweep, items)
+    if args.json:
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+        print(json.dumps({**record, "seconds": round(seconds, 3), "manifest": str(manifest)}, indent=2))
+    else:
+        print(summary(items, seconds), file=sys.stderr)
+        print(
+            f"results in {files.output_dir}; each input and its outputs are listed in {manifest}",
+            file=sys.stderr,
+        )
+    if runner.stopped.is_set():
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(item.status == "success" for item in items) else EXIT_FAILED
+
+
+def _backend(settings: Settings, engine: Engine) -> Any:
+    from engine.backends import make_backend
+
+    try:
+        return make_backend(settings, engine)
+    except RuntimeError as error:  # the cluster cannot be reached, or Ray is not installed
+        raise UsageError(str(error)) from None
 
 
 def describe_nodes(definitions: Sequence[NodeDefinition]) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from engine.files import FileStore
 
-pytest_plugins = ["tests.ray_cluster"]
+pytest_plugins = ["tests.cli_fixtures", "tests.ray_cluster"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,17 +1,14 @@
 """The `depthgraph` command as a user sees it: exit codes, messages on stdout and stderr, files written.
 
-Most tests call `engine.cli.main` in a scratch folder holding the example graph and photo; a few run
-the installed console script to show what a shell sees (exit status, no Python traceback).
+Most tests call `engine.cli.main` in a scratch folder holding the example graph and photo
+(tests/cli_fixtures.py); a few run the installed console script to show what a shell sees (exit
+status, no Python traceback).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -20,50 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.cli import main
-
-REPOSITORY = Path(__file__).resolve().parents[1]
-EXAMPLE_GRAPH = REPOSITORY / "graphs" / "invert_and_scale.json"
-EXAMPLE_IMAGE = REPOSITORY / "input" / "example.jpg"
-_SCRIPT = Path(sys.executable).with_name("depthgraph")
-DEPTHGRAPH = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "engine"]
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-
-Cli = Callable[..., Outcome]
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A current folder with graph.json (the example graph) and input/example.jpg."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("DEPTHGRAPH_CONFIG", raising=False)
-    (tmp_path / "input").mkdir()
-    shutil.copy(EXAMPLE_IMAGE, tmp_path / "input" / "example.jpg")
-    shutil.copy(EXAMPLE_GRAPH, tmp_path / "graph.json")
-    return tmp_path
-
-
-@pytest.fixture
-def depthgraph(workspace: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
-    """Run the command in-process; argparse-style exits become an exit code like the shell's."""
-
-    def run(*args: str | Path) -> Outcome:
-        capsys.readouterr()
-        try:
-            code = main([str(arg) for arg in args])
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err)
-
-    return run
+from tests.cli_fixtures import DEPTHGRAPH, EXAMPLE_GRAPH, EXAMPLE_IMAGE, Cli
 
 
 def example_graph() -> dict[str, Any]:

@@ -10,8 +10,10 @@ the next free counter (`depthgraph_00007.png`), and the messages and history nam
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +92,8 @@ def receive_output(files: FileStore, shipped: ShippedFile) -> str:
     if shipped.kind not in SHIPPED_KINDS:
         raise UnsafePathError(f"a worker may only send output or temp files, not {shipped.kind!r}")
     name = check_relative_name(shipped.filename).name  # the name only: no folders inside it
+    if name in ("", "."):
+        raise UnsafePathError(f"a worker sent a file without a name ({shipped.filename!r})")
     path = files.resolve(shipped.kind, name, shipped.subfolder)
     path.parent.mkdir(parents=True, exist_ok=True)
     if _write_new(path, shipped.data):
@@ -100,7 +104,9 @@ def receive_output(files: FileStore, shipped: ShippedFile) -> str:
     if match is not None:
         prefix = f"{shipped.subfolder}/{match['stem']}" if shipped.subfolder else match["stem"]
         target, _, filename = files.reserve_output(prefix, match["suffix"], shipped.kind)
-        target.write_bytes(shipped.data)
+        partial = _partial(target)
+        partial.write_bytes(shipped.data)
+        partial.replace(target)  # the name is ours (reserved empty): replacing it is safe
         return filename
     counter = 1
     while True:
@@ -110,13 +116,27 @@ def receive_output(files: FileStore, shipped: ShippedFile) -> str:
         counter += 1
 
 
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+
+
 def _write_new(path: Path, data: bytes) -> bool:
-    """Create `path` with `data` if no file has that name yet (never replacing one)."""
+    """Create `path` with `data` if no file has that name yet, whole or not at all (a hard link of a
+    finished file never replaces one); False if the name is taken."""
+    partial = _partial(path)
+    partial.write_bytes(data)
     try:
-        with path.open("xb") as handle:
-            handle.write(data)
+        os.link(partial, path)
     except FileExistsError:
         return False
+    except OSError:  # a file system without hard links: create exclusively, then write
+        try:
+            with path.open("xb") as handle:
+                handle.write(data)
+        except FileExistsError:
+            return False
+    finally:
+        partial.unlink(missing_ok=True)
     return True
 
 
