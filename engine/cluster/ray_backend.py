@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine.backends import Job, Outcome
-from engine.cluster.routing import DEFAULT_SLOTS, Router
+from engine.cluster.routing import DEFAULT_SLOTS, Router, Work
 from engine.cluster.shipping import OutputNames, ShippedFile, input_files, read_inputs
 from engine.cluster.worker import EngineWorker, Finished, worker_config
 from engine.config import Cluster, Settings
@@ -59,6 +59,15 @@ def prompt_models(graph: ExecutableGraph) -> set[str]:
         if any(output.type in MODEL_SOCKETS for output in graph_node.definition.outputs):
             names.update(value for value in graph_node.constants.values() if isinstance(value, str))
     return names
+
+
+def prompt_work(graph: ExecutableGraph, signatures: dict[str, str]) -> Work:
+    """The graph's results by signature, each with the results it reads, and its outputs."""
+    inputs = {
+        signatures[node_id]: tuple(signatures[link.source] for link in graph.nodes[node_id].links.values())
+        for node_id in graph.order
+    }
+    return Work(inputs, frozenset(signatures[node_id] for node_id in graph.targets))
 
 
 def absolute(settings: Settings) -> Settings:
@@ -206,14 +215,14 @@ class RayBackend:
 
     # --- running ---------------------------------------------------------------------------------
     def run(self, job: Job, graph: ExecutableGraph, on_event: Listener) -> Outcome:
-        signatures = set(compute_signatures(graph, self.files).values())
+        work = prompt_work(graph, compute_signatures(graph, self.files))
         models = prompt_models(graph)
         job = replace(job, inputs=read_inputs(input_files(graph, self.files)))
         attempts: list[dict[str, str]] = []
         try:
             while True:
                 decision = self.router.acquire(
-                    signatures,
+                    work,
                     models,
                     {a["worker"] for a in attempts},
                     lambda: job.prompt_id in self._cancelled,
@@ -225,6 +234,9 @@ class RayBackend:
                 route = {**decision.to_json(), "attempts": attempts}
                 try:
                     finished = self._stream(decision.worker, job, on_event)
+                    self.router.update(
+                        decision.worker, finished.held, finished.models
+                    )  # before the slot frees
                 except self.ray.exceptions.RayActorError as error:
                     self.router.lost(decision.worker)
                     attempts.append({"worker": decision.worker, "error": _first_line(error)})
@@ -238,8 +250,7 @@ class RayBackend:
                     on_event(PromptFailed(job.prompt_id, "", "", "WorkerLost", reason))
                     return Outcome("error", route=route, error=reason)
                 finally:
-                    self.router.release(decision.worker)
-                self.router.update(decision.worker, finished.held, finished.models)
+                    self.router.release(decision.worker, decision.to_run)
                 outputs = {
                     node: self.names.rename(decision.worker, ui) for node, ui in finished.outputs.items()
                 }

@@ -80,6 +80,7 @@ class EngineWorker:
             input_dir=self.scratch / "input",
             output_dir=self.scratch / "output",
             temp_dir=self.scratch / "temp",
+            data_dir=_writable(settings.data_dir) or self.scratch / "data",  # compiled kernels go there
         )
         registry = NodeRegistry()
         load_node_packs(registry, settings.custom_nodes_dirs)
@@ -203,3 +204,13 @@ class EngineWorker:
         except (OSError, ValueError):
             return  # named but not saved here (a node's own bookkeeping); nothing to send
         put(ShippedFile(item["type"], item.get("subfolder", ""), item["filename"], data))
+
+
+def _writable(folder: Path) -> Path | None:
+    """`folder` if this machine can write there (the server's data folder, on the same machine or a
+    shared disk), else None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None

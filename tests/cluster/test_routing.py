@@ -1,12 +1,13 @@
-"""How the router picks a worker for a prompt: free slots first, then load (a warm worker counting as
-one prompt less loaded), then results and model held, then the worker given a prompt longest ago."""
+"""How the router picks a worker for a prompt: free slots first, then load (a worker holding the
+prompt's outputs counting as two prompts less loaded, one saving half the work as one), then what is
+left to run and the model, then the worker given a prompt longest ago."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from engine.cluster.routing import DEFAULT_SLOTS, MODEL_WEIGHT, Decision, Router
+from engine.cluster.routing import DEFAULT_SLOTS, MODEL_WEIGHT, Decision, Router, Work
 
 PROMPT = ("s1", "s2", "s3", "s4")  # the result signatures of a prompt with four nodes
 
@@ -68,6 +69,7 @@ def test_a_worker_holding_half_the_results_wins_over_an_idle_cold_one_despite_a_
 
 def test_a_warm_worker_with_no_free_slot_is_never_chosen() -> None:
     router = loaded(Router(["warm", "cold"], slots=2), warm=2)
+    router.workers["warm"].owed = 10  # its prompts have real work to do
     router.update("warm", held=set(PROMPT), models=())
     assert chosen(router) == "cold"
     loaded(router, cold=2)
@@ -76,8 +78,52 @@ def test_a_warm_worker_with_no_free_slot_is_never_chosen() -> None:
 
 def test_a_warm_worker_counts_as_only_one_prompt_less_loaded() -> None:
     router = loaded(Router(["warm", "cold"], slots=3), warm=2)
-    router.update("warm", held=set(PROMPT), models=())
+    router.update("warm", held={"s1", "s2"}, models=())
     assert chosen(router) == "cold"
+
+
+def test_a_worker_holding_every_output_waits_for_it_behind_two_prompts_rather_than_run_it_cold() -> None:
+    router = loaded(Router(["warm", "cold"], slots=3), warm=2)
+    router.update("warm", held=set(PROMPT), models=())
+    decision = router.choose(PROMPT, ())
+    assert decision is not None and decision.worker == "warm" and decision.to_run == 0
+    loaded(router, warm=3)  # but never past its slots
+    router.workers["warm"].owed = 10
+    assert chosen(router) == "cold"
+
+
+def test_a_prompt_waits_for_a_full_worker_holding_it_when_that_worker_has_only_cached_work() -> None:
+    router = Router(["warm", "cold"], slots=1)
+    router.update("warm", held=set(PROMPT), models=())
+    first = router.acquire(PROMPT, ())
+    assert first is not None and first.worker == "warm" and router.workers["warm"].owed == 0
+    assert router.choose(PROMPT, ()) is None  # a repeat: wait the few ms rather than run it cold
+    router.release("warm", first.to_run)
+    again = router.choose(PROMPT, ())
+    assert again is not None and again.worker == "warm"
+
+
+def test_what_is_left_to_run_follows_the_graph_a_held_result_hides_what_it_was_made_from() -> None:
+    # load -> depth -> sample(seed) -> save; two prompts differ only in their seed.
+    work = Work(
+        {"load": (), "depth": ("load",), "sample": ("depth",), "save": ("sample",)}, frozenset({"save"})
+    )
+    assert work.to_run(()) == 4
+    assert work.to_run({"depth"}) == 2  # sample and save; the loader behind the depth map is not needed
+    assert work.to_run({"save"}) == 0
+    router = loaded(Router(["a", "b"]), a=1)
+    router.update("a", held={"load", "depth"}, models=())  # another seed of the same image ran here
+    decision = router.choose(work, ())
+    assert decision is not None and decision.worker == "a" and decision.to_run == 2
+    assert decision.reason.startswith("cache: holds 2 of 4 results, 2 to run")
+
+
+def test_with_routing_blind_to_caches_the_least_loaded_worker_is_chosen() -> None:
+    router = loaded(Router(["warm", "cold"]), warm=1)
+    router.update("warm", held=set(PROMPT), models=())
+    router.use_cache = False
+    decision = router.choose(PROMPT, ())
+    assert decision is not None and decision.worker == "cold" and decision.reason.startswith("least loaded")
 
 
 def test_a_worker_holding_only_a_small_share_does_not_win_over_a_less_loaded_one() -> None:
@@ -266,7 +312,8 @@ def test_a_decision_as_json_names_the_worker_the_reason_and_what_it_held() -> No
         "reason": decision.reason,
         "held": 1,
         "results": 4,
+        "to_run": 3,
         "model_loaded": True,
         "load": 0,
     }
-    assert decision.reason == "cache: holds 1 of 4 results; model loaded (load 0)"
+    assert decision.reason == "cache: holds 1 of 4 results, 3 to run; model loaded (load 0)"
