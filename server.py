@@ -186,9 +186,8 @@ def execute(state: ServerState, item: QueuedPrompt) -> None:
     job = Job(item.prompt_id, item.prompt, item.extra.get("targets") or None, workflow)
     outcome = state.backend.run(job, graph, listen)
     if outcome.status == "interrupted" and state.stopping and state.backend.requeue_interrupted:
-        state.store.set_status(
-            item.prompt_id, "pending"
-        )  # cut off by the server stopping: runs after a restart
+        # Cut off by the server stopping: it runs again after the restart.
+        state.store.set_status(item.prompt_id, "pending")
         return
     extra = {**item.extra, "routing": outcome.route} if outcome.route is not None else None
     state.store.finish(item.prompt_id, outcome.status, outcome.outputs, messages, extra)

@@ -157,3 +157,33 @@ def test_the_default_executor_never_imports_ray(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_cluster_settings_come_from_the_config_file_and_bad_ones_are_named(tmp_path: Path) -> None:
+    from engine.config import ConfigError, load_settings
+
+    config = tmp_path / "depthgraph.yaml"
+    config.write_text("cluster: {executor: ray, ray_address: auto, workers: 4, max_attempts: 2}\n")
+    cluster = load_settings(config).cluster
+    assert (cluster.executor, cluster.ray_address, cluster.workers, cluster.max_attempts) == (
+        "ray",
+        "auto",
+        4,
+        2,
+    )
+    for text, message in [
+        ("cluster: {executor: spark}", "executor must be one of local, ray"),
+        ("cluster: {workers: 0}", "workers must be a whole number from 1"),
+        ("cluster: {gpus: 2}", "unknown cluster setting 'gpus'"),
+        ("cluster: ray", "cluster maps a setting"),
+    ]:
+        config.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=message):
+            load_settings(config)
+
+
+def test_bad_cluster_options_on_the_command_line_exit_2_with_the_option_named(depthgraph: Cli) -> None:
+    result = depthgraph(
+        "batch", "graph.json", "--over", "1.image=a,b", "--executor", "ray", "--max-attempts", "0"
+    )
+    assert result.code == 2 and "--max-attempts must be a whole number" in result.stderr

@@ -130,6 +130,7 @@ class RayBackend:
         self.names = OutputNames(files)
         self._lock = threading.Lock()
         self._running: dict[str, str] = {}  # prompt id -> worker
+        self._active: set[str] = set()  # prompts in `run` (running, or waiting for a worker)
         self._cancelled: set[str] = set()
         self._closed = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="depthgraph-workers", daemon=True)
@@ -219,6 +220,8 @@ class RayBackend:
         models = prompt_models(graph)
         job = replace(job, inputs=read_inputs(input_files(graph, self.files)))
         attempts: list[dict[str, str]] = []
+        with self._lock:
+            self._active.add(job.prompt_id)
         try:
             while True:
                 decision = self.router.acquire(
@@ -258,6 +261,7 @@ class RayBackend:
                 return Outcome(status, outputs, route, finished.cached, finished.error)  # type: ignore[arg-type]
         finally:
             with self._lock:
+                self._active.discard(job.prompt_id)
                 self._cancelled.discard(job.prompt_id)
 
     def _stream(self, worker: str, job: Job, on_event: Listener) -> Finished:
@@ -284,13 +288,17 @@ class RayBackend:
             with self._lock:
                 self._running.pop(job.prompt_id, None)
         if finished is None:
-            raise self.ray.exceptions.RayActorError(f"{worker} ended the prompt without a result")
+            raise self.ray.exceptions.RayActorError(error_msg=f"{worker} ended the prompt without a result")
         return finished
 
     def interrupt(self, prompt_id: str | None = None) -> None:
-        """Stop `prompt_id` on its worker (or before it gets one), or every running prompt."""
+        """Stop `prompt_id` on its worker (or before it gets one), or every prompt in hand."""
         with self._lock:
-            targets = {prompt_id: self._running.get(prompt_id)} if prompt_id else dict(self._running)
+            targets: dict[str, str | None]
+            if prompt_id is None:  # everything: running, or still waiting for a worker
+                targets = {active: self._running.get(active) for active in self._active}
+            else:
+                targets = {prompt_id: self._running.get(prompt_id)} if prompt_id in self._active else {}
             self._cancelled.update(targets)
         for target, worker in targets.items():
             if worker is not None:
