@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import textwrap
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -176,16 +175,18 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         if args.command == "nodes":
-            return _nodes(args, _engine(settings, settings.file_store()))
+            return _nodes(args, build_engine(settings, settings.file_store()))
         if args.command == "models":
             return _models(args, settings)
         if args.command == "serve":
             return _serve(args, settings)
         if args.command == "batch":
-            return _batch(args, settings)
-        document = _load(args.graph)
+            from engine.batch_command import run_batch_command
+
+            return run_batch_command(args, settings)
+        document = load_document(args.graph)
         files = apply_overrides(document, args.overrides, settings)
-        engine = _engine(settings, files)
+        engine = build_engine(settings, files)
         check_override_inputs(document, args.overrides, engine)
         validation = engine.validate(document.prompt)
         store_typed_overrides(document, args.overrides, validation)
@@ -240,7 +241,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _engine(settings: Settings, files: FileStore) -> Engine:
+def build_engine(settings: Settings, files: FileStore) -> Engine:
     try:
         engine = Engine(settings, files=files)
     except DeviceError as error:
@@ -250,7 +251,7 @@ def _engine(settings: Settings, files: FileStore) -> Engine:
     return engine
 
 
-def _load(path: Path) -> GraphDocument:
+def load_document(path: Path) -> GraphDocument:
     if not path.exists():
         raise UsageError(f"graph file {path} does not exist")
     return load_graph(path)
@@ -410,70 +411,6 @@ class _ProgressBar:
 
     def close(self) -> None:
         self._bar.close()
-
-
-def _batch(args: argparse.Namespace, settings: Settings) -> int:
-    from tqdm import tqdm
-
-    from engine.batch import BatchItem, BatchRun, parse_over, summary, sweep_prompts, write_manifest
-
-    document = _load(args.graph)
-    sweep = parse_over(args.over)
-    files = apply_overrides(document, args.overrides, settings)
-    files = dataclasses.replace(files, extra_inputs={**files.extra_inputs, **sweep.files})
-    engine = _engine(settings, files)
-    prompts = sweep_prompts(document.prompt, sweep)  # first: it checks the node is there
-    check_override_inputs(document, [*args.overrides, f"{sweep.node_id}.{sweep.input_name}="], engine)
-    items = [BatchItem(label, value) for label, value in zip(sweep.labels, sweep.values, strict=True)]
-    backend = _backend(settings, engine)
-    runner = BatchRun(engine, backend, files)
-    graphs = runner.validate(prompts, items)
-    if all(graph is None for graph in graphs):
-        backend.close()
-        print(f"depthgraph: {args.graph} is not valid for any input: {items[0].error}", file=sys.stderr)
-        return EXIT_FAILED
-    bar = tqdm(total=len(items), unit="prompt", file=sys.stderr, dynamic_ncols=True, disable=args.json)
-    failed = 0
-
-    def advance(item: BatchItem) -> None:
-        nonlocal failed
-        failed += item.status != "success"
-        bar.set_postfix_str(
-            f"{item.label} on {item.worker or backend.name}" + (f", {failed} failed" if failed else "")
-        )
-        bar.update(1)
-
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: runner.stop())
-    started = time.perf_counter()
-    try:
-        runner.run(prompts, items, graphs, advance)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        bar.close()
-        backend.close()
-    seconds = time.perf_counter() - started
-    manifest = write_manifest(files, str(args.graph), sweep, items)
-    if args.json:
-        record = json.loads(manifest.read_text(encoding="utf-8"))
-        print(json.dumps({**record, "seconds": round(seconds, 3), "manifest": str(manifest)}, indent=2))
-    else:
-        print(summary(items, seconds), file=sys.stderr)
-        print(
-            f"results in {files.output_dir}; each input and its outputs are listed in {manifest}",
-            file=sys.stderr,
-        )
-    if runner.stopped.is_set():
-        return EXIT_INTERRUPTED
-    return EXIT_OK if all(item.status == "success" for item in items) else EXIT_FAILED
-
-
-def _backend(settings: Settings, engine: Engine) -> Any:
-    from engine.backends import make_backend
-
-    try:
-        return make_backend(settings, engine)
-    except RuntimeError as error:  # the cluster cannot be reached, or Ray is not installed
-        raise UsageError(str(error)) from None
 
 
 def describe_nodes(definitions: Sequence[NodeDefinition]) -> str:

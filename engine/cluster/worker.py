@@ -91,6 +91,7 @@ class EngineWorker:
         self._run_lock = threading.Lock()  # one prompt at a time
         self._state = threading.Lock()
         self._running: str | None = None
+        self._waiting: set[str] = set()  # prompts sent here, waiting for the one running
         self._stopping: set[str] = set()  # prompts asked to stop (maybe before they started)
 
     # --- asked by the backend ------------------------------------------------------------------
@@ -110,8 +111,8 @@ class EngineWorker:
         """Stop `prompt_id` (whether it runs now or is still waiting here), or whatever runs now."""
         with self._state:
             target = prompt_id or self._running
-            if target is None:
-                return False
+            if target is None or (target != self._running and target not in self._waiting):
+                return False  # not here (any more)
             self._stopping.add(target)
             if self._running == target:
                 self.engine.interrupt()
@@ -129,6 +130,8 @@ class EngineWorker:
 
     # --- running --------------------------------------------------------------------------------
     def run(self, job: Job) -> Iterator[list[Any]]:
+        with self._state:
+            self._waiting.add(job.prompt_id)
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         thread = threading.Thread(target=self._run, args=(job, events.put), daemon=True)
         thread.start()
@@ -155,7 +158,9 @@ class EngineWorker:
             put(Finished("error", {}, [], f"the worker {self.name} failed: {type(error).__name__}: {error}"))
         finally:
             with self._state:
-                self._running = None
+                if self._running == job.prompt_id:  # the next prompt may be running already
+                    self._running = None
+                self._waiting.discard(job.prompt_id)
                 self._stopping.discard(job.prompt_id)
             put(_DONE)
 
@@ -169,6 +174,7 @@ class EngineWorker:
             return self._finished("error", {}, [], message)
         with self._state:
             self._running = job.prompt_id
+            self._waiting.discard(job.prompt_id)
             if job.prompt_id in self._stopping:
                 put(PromptStarted(job.prompt_id))
                 put(PromptInterrupted(job.prompt_id, None, None))
