@@ -145,25 +145,26 @@ def output_paths(outputs: dict[str, Any], files: FileStore) -> list[str]:
     return paths
 
 
+def validate_all(
+    engine: Engine, prompts: Sequence[dict[str, Any]], items: list[BatchItem]
+) -> list[ExecutableGraph | None]:
+    """Each prompt's graph, or None with the item marked invalid (before any worker is started)."""
+    graphs: list[ExecutableGraph | None] = []
+    for prompt, item in zip(prompts, items, strict=True):
+        validation = engine.validate(prompt)
+        graphs.append(validation.graph)
+        if validation.graph is None:
+            item.status, item.error = "invalid", "; ".join(str(issue) for issue in validation.issues)
+    return graphs
+
+
 class BatchRun:
     """Runs the prompts of a sweep on a backend, `backend.concurrency` at a time."""
 
-    def __init__(self, engine: Engine, backend: Backend, files: FileStore) -> None:
-        self.engine = engine
+    def __init__(self, backend: Backend, files: FileStore) -> None:
         self.backend = backend
         self.files = files
         self.stopped = threading.Event()
-
-    def validate(
-        self, prompts: Sequence[dict[str, Any]], items: list[BatchItem]
-    ) -> list[ExecutableGraph | None]:
-        graphs: list[ExecutableGraph | None] = []
-        for prompt, item in zip(prompts, items, strict=True):
-            validation = self.engine.validate(prompt)
-            graphs.append(validation.graph)
-            if validation.graph is None:
-                item.status, item.error = "invalid", "; ".join(str(issue) for issue in validation.issues)
-        return graphs
 
     def run(
         self,

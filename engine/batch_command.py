@@ -13,7 +13,15 @@ import time
 from tqdm import tqdm
 
 from engine.backends import Backend, make_backend
-from engine.batch import BatchItem, BatchRun, parse_over, summary, sweep_prompts, write_manifest
+from engine.batch import (
+    BatchItem,
+    BatchRun,
+    parse_over,
+    summary,
+    sweep_prompts,
+    validate_all,
+    write_manifest,
+)
 from engine.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, build_engine, load_document
 from engine.config import Settings
 from engine.overrides import UsageError, apply_overrides, check_override_inputs
@@ -30,13 +38,12 @@ def run_batch_command(args: argparse.Namespace, settings: Settings) -> int:
     prompts = sweep_prompts(document.prompt, sweep)  # first: it checks the node is there
     check_override_inputs(document, [*args.overrides, f"{sweep.node_id}.{sweep.input_name}="], engine)
     items = [BatchItem(label, value) for label, value in zip(sweep.labels, sweep.values, strict=True)]
-    backend = make_backend_for_cli(settings, engine)
-    runner = BatchRun(engine, backend, files)
-    graphs = runner.validate(prompts, items)
+    graphs = validate_all(engine, prompts, items)
     if all(graph is None for graph in graphs):
-        backend.close()
         print(f"depthgraph: {args.graph} is not valid for any input: {items[0].error}", file=sys.stderr)
         return EXIT_FAILED
+    backend = _backend(settings, engine)
+    runner = BatchRun(backend, files)
     bar = tqdm(total=len(items), unit="prompt", file=sys.stderr, dynamic_ncols=True, disable=args.json)
     failed = 0
 
@@ -72,7 +79,7 @@ def run_batch_command(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if all(item.status == "success" for item in items) else EXIT_FAILED
 
 
-def make_backend_for_cli(settings: Settings, engine: Engine) -> Backend:
+def _backend(settings: Settings, engine: Engine) -> Backend:
     try:
         return make_backend(settings, engine)
     except RuntimeError as error:  # the cluster cannot be reached, or Ray is not installed

@@ -187,3 +187,11 @@ def test_bad_cluster_options_on_the_command_line_exit_2_with_the_option_named(de
         "batch", "graph.json", "--over", "1.image=a,b", "--executor", "ray", "--max-attempts", "0"
     )
     assert result.code == 2 and "--max-attempts must be a whole number" in result.stderr
+
+
+def test_a_sweep_invalid_for_every_input_stops_before_running_anything(
+    depthgraph: Cli, workspace: Path
+) -> None:
+    result = depthgraph("batch", "graph.json", "--over", "2.width=wide,narrow", "--executor", "ray")
+    assert result.code == 1 and "is not valid for any input" in result.stderr and "width" in result.stderr
+    assert not (workspace / "output").exists()  # no worker was started, nothing written

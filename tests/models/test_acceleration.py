@@ -84,7 +84,7 @@ def test_the_command_line_switches_reach_the_engine(
     from engine import cli
 
     seen = []
-    monkeypatch.setattr(cli, "_engine", lambda settings, files: seen.append(settings) or _stop())
+    monkeypatch.setattr(cli, "build_engine", lambda settings, files: seen.append(settings) or _stop())
     monkeypatch.chdir(tmp_path)
     graph = Path(__file__).resolve().parents[2] / "graphs" / "depth2img.json"
     with pytest.raises(_Stopped):
