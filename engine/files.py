@@ -8,6 +8,7 @@ drive letters, NUL bytes, and symlinks that point outside.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -124,15 +125,41 @@ class FileStore:
         upload gets a new name ("photo (1).png"). The file appears whole or not at all."""
         path = self.resolve(kind, filename, subfolder)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            temporary = _partial(path)
+            temporary.write_bytes(data)
+            temporary.replace(path)
+            return path.name
         digest = hashlib.sha256(data).digest()
         stem, suffix = Path(filename).stem, Path(filename).suffix
         counter = 1
-        while path.exists() and not overwrite:
+        while not create_whole(path, data):  # taken (even by a writer racing this one)
             if hashlib.sha256(path.read_bytes()).digest() == digest:
                 return path.name
             path = path.with_name(f"{stem} ({counter}){suffix}")
             counter += 1
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-        temporary.write_bytes(data)
-        temporary.replace(path)
         return path.name
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+
+
+def create_whole(path: Path, data: bytes) -> bool:
+    """Create `path` with `data` if no file has that name yet, whole or not at all (a hard link of a
+    finished file never replaces one); False if the name is taken."""
+    partial = _partial(path)
+    partial.write_bytes(data)
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: create exclusively, then write
+        try:
+            with path.open("xb") as handle:
+                handle.write(data)
+        except FileExistsError:
+            return False
+    finally:
+        partial.unlink(missing_ok=True)
+    return True

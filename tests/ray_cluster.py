@@ -26,6 +26,7 @@ TEST_PACK = "tests.engine.node_pack"
 def ray_session() -> Iterator[Any]:
     import ray
 
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     ray.init(
         num_cpus=4,  # logical slots: two workers of one CPU each, and room for a third in some tests
         include_dashboard=False,
@@ -33,9 +34,7 @@ def ray_session() -> Iterator[Any]:
         logging_level="ERROR",
         log_to_driver=False,
         # Workers import the test node pack from this checkout.
-        runtime_env={
-            "env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        },
+        runtime_env={"env_vars": {"PYTHONPATH": python_path}},
     )
     yield ray
     ray.shutdown()

@@ -195,8 +195,8 @@ class RayBackend:
             return self.ray.get(refs, timeout=timeout)
         except self.ray.exceptions.GetTimeoutError:
             raise ClusterError(
-                f"the workers did not answer within {timeout:.0f} s; is there room in the cluster "
-                f"(`ray status`) for {len(self.actors) if hasattr(self, 'actors') else 'the'} workers?"
+                f"the workers did not answer within {timeout:.0f} s; "
+                "does the cluster have room for them (`ray status`)?"
             ) from None
 
     def _watch(self) -> None:
@@ -257,8 +257,7 @@ class RayBackend:
                 outputs = {
                     node: self.names.rename(decision.worker, ui) for node, ui in finished.outputs.items()
                 }
-                status = finished.status if finished.status in ("success", "interrupted") else "error"
-                return Outcome(status, outputs, route, finished.cached, finished.error)  # type: ignore[arg-type]
+                return Outcome(finished.status, outputs, route, finished.cached, finished.error)
         finally:
             with self._lock:
                 self._active.discard(job.prompt_id)
@@ -309,10 +308,13 @@ class RayBackend:
         self.router.forget()
 
     def describe(self) -> list[dict[str, Any]]:
+        """Every worker's description; one that does not answer within 5 s is listed as down."""
+        refs = {name: actor.describe.remote() for name, actor in self.actors.items()}
+        self.ray.wait(list(refs.values()), num_returns=len(refs), timeout=5.0)
         described = []
-        for name, actor in self.actors.items():
+        for name, ref in refs.items():
             try:
-                described.append(self.ray.get(actor.describe.remote(), timeout=5.0))
+                described.append(self.ray.get(ref, timeout=0))
             except (self.ray.exceptions.RayError, TimeoutError):
                 described.append({"worker": name, "name": "unreachable", "type": "down"})
         return described

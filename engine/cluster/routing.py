@@ -147,15 +147,10 @@ class Router:
             self._condition.notify_all()
 
     def lost(self, name: str) -> None:
-        """A worker died: it takes nothing until `restored`, and a restarted one holds nothing."""
+        """A worker died: it takes nothing until `update` reports it back (restarted, holding nothing)."""
         with self._condition:
             state = self.workers[name]
             state.up, state.held, state.models = False, set(), set()
-
-    def restored(self, name: str) -> None:
-        with self._condition:
-            self.workers[name].up = True
-            self._condition.notify_all()
 
     def forget(self) -> None:
         """Every worker's cache was cleared."""

@@ -10,7 +10,6 @@ the next free counter (`depthgraph_00007.png`), and the messages and history nam
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 import uuid
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.files import FileStore, FolderKind, UnsafePathError, check_relative_name
+from engine.files import FileStore, FolderKind, UnsafePathError, check_relative_name, create_whole
 from engine.graph import ExecutableGraph
 
 SHIPPED_KINDS: tuple[FolderKind, ...] = ("output", "temp")
@@ -96,48 +95,17 @@ def receive_output(files: FileStore, shipped: ShippedFile) -> str:
         raise UnsafePathError(f"a worker sent a file without a name ({shipped.filename!r})")
     path = files.resolve(shipped.kind, name, shipped.subfolder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if _write_new(path, shipped.data):
-        return path.name
-    if path.read_bytes() == shipped.data:
+    if create_whole(path, shipped.data) or path.read_bytes() == shipped.data:
         return path.name
     match = _COUNTED.match(name)
-    if match is not None:
-        prefix = f"{shipped.subfolder}/{match['stem']}" if shipped.subfolder else match["stem"]
-        target, _, filename = files.reserve_output(prefix, match["suffix"], shipped.kind)
-        partial = _partial(target)
-        partial.write_bytes(shipped.data)
-        partial.replace(target)  # the name is ours (reserved empty): replacing it is safe
-        return filename
-    counter = 1
-    while True:
-        other = path.with_name(f"{path.stem} ({counter}){path.suffix}")
-        if _write_new(other, shipped.data) or other.read_bytes() == shipped.data:
-            return other.name
-        counter += 1
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-
-
-def _write_new(path: Path, data: bytes) -> bool:
-    """Create `path` with `data` if no file has that name yet, whole or not at all (a hard link of a
-    finished file never replaces one); False if the name is taken."""
-    partial = _partial(path)
-    partial.write_bytes(data)
-    try:
-        os.link(partial, path)
-    except FileExistsError:
-        return False
-    except OSError:  # a file system without hard links: create exclusively, then write
-        try:
-            with path.open("xb") as handle:
-                handle.write(data)
-        except FileExistsError:
-            return False
-    finally:
-        partial.unlink(missing_ok=True)
-    return True
+    if match is None:  # another file has the name: "name (1).png", as uploads get
+        return files.save_upload(shipped.kind, name, shipped.subfolder, shipped.data, overwrite=False)
+    prefix = f"{shipped.subfolder}/{match['stem']}" if shipped.subfolder else match["stem"]
+    target, _, filename = files.reserve_output(prefix, match["suffix"], shipped.kind)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    partial.write_bytes(shipped.data)
+    partial.replace(target)  # the name is ours (reserved empty): replacing it is safe
+    return filename
 
 
 @dataclass

@@ -34,7 +34,7 @@ from engine.files import FileStore
 from engine.plugins import load_node_packs
 from engine.registry import NodeRegistry
 from engine.runtime import Engine
-from engine.scheduler import RunResult
+from engine.scheduler import RunResult, RunStatus
 from engine.validation import validate
 
 _DONE = object()
@@ -44,7 +44,7 @@ _DONE = object()
 class Finished:
     """The last thing a run yields: its result and what the worker holds afterwards."""
 
-    status: str
+    status: RunStatus
     outputs: dict[str, Any]
     cached: list[str]
     error: str | None
@@ -197,7 +197,7 @@ class EngineWorker:
         return self._finished(result.status, dict(result.outputs), list(result.cached), error)
 
     def _finished(
-        self, status: str, outputs: dict[str, Any], cached: list[str], error: str | None
+        self, status: RunStatus, outputs: dict[str, Any], cached: list[str], error: str | None
     ) -> Finished:
         held, models = self.holdings()
         return Finished(status, outputs, cached, error, held, models)

@@ -192,7 +192,7 @@ def test_a_restored_worker_takes_prompts_again_but_holds_nothing() -> None:
     router = Router(["a", "b"])
     router.update("a", held=set(PROMPT), models=())
     router.lost("a")
-    router.restored("a")
+    router.update("a", held=(), models=())  # what a restarted worker reports
     assert router.down() == []
     loaded(router, b=1)
     decision = router.choose(PROMPT, ())
