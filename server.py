@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import math
 import os
 import platform
 import struct
@@ -26,20 +26,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from engine.backends import Backend, Job, make_backend
 from engine.config import Settings
 from engine.events import Event, NodeExecuting, PreviewFrame, Progress
 from engine.graph_file import GraphFileError
 from engine.graph_library import list_library, read_dropped_graph, read_library_graph
+from engine.json_body import JsonBodyError, parse_json
 from engine.outbox import Outbox
 from engine.prompt_queue import PromptQueue, QueuedPrompt
 from engine.runtime import Engine
 from engine.schema import node_schema, object_info
 from engine.store import PromptStore, StoredPrompt
 from engine.workflow_convert import WorkflowError, workflow_to_prompt
+from server_events import Clients
 from server_files import FILES, LIMITS, get_view, post_upload_image, post_upload_mask
+from server_security import error_response, install, json_error
 
 log = logging.getLogger("depthgraph.server")
 WEB_ROOT = Path(__file__).resolve().parent / "web"
@@ -67,7 +70,8 @@ class ServerState:
     store: PromptStore
     queue: PromptQueue
     settings: Settings
-    sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
+    clients: Clients
+    accepting: set[str] = field(default_factory=set)  # prompt ids being validated, not yet stored
     loop: asyncio.AbstractEventLoop | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stopping: bool = False
@@ -82,31 +86,22 @@ def state_of(request: web.Request) -> ServerState:
 
 
 # --- sending ---------------------------------------------------------------------------------------
-async def send_json(state: ServerState, kind: str, data: dict[str, Any], client_id: str | None) -> None:
+def send_json(state: ServerState, kind: str, data: dict[str, Any], client_id: str | None) -> None:
     """To the client that queued the prompt (by its id at send time, so a reconnect gets it), or to all."""
-    targets = [state.sockets[client_id]] if client_id in state.sockets else []
-    if client_id is None:
-        targets = list(state.sockets.values())
-    for socket in targets:
-        if not socket.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError):  # the client left; its prompt runs on
-                await socket.send_json({"type": kind, "data": data})
+    state.clients.send_json(kind, data, client_id)
 
 
-async def send_preview(state: ServerState, preview: PreviewFrame, client_id: str | None) -> None:
-    socket = state.sockets.get(client_id) if client_id is not None else None
-    if socket is not None and not socket.closed:
-        header = struct.pack(">II", PREVIEW_IMAGE, IMAGE_FORMATS.get(preview.format, 1))
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await socket.send_bytes(header + preview.data)
+def send_preview(state: ServerState, preview: PreviewFrame, client_id: str | None) -> None:
+    header = struct.pack(">II", PREVIEW_IMAGE, IMAGE_FORMATS.get(preview.format, 1))
+    state.clients.send_bytes(header + preview.data, client_id)
 
 
 def status_message(state: ServerState) -> dict[str, Any]:
     return {"status": {"exec_info": {"queue_remaining": state.queue.remaining()}}}
 
 
-async def broadcast_status(state: ServerState) -> None:
-    await send_json(state, "status", status_message(state), None)
+def broadcast_status(state: ServerState) -> None:
+    send_json(state, "status", status_message(state), None)
 
 
 def post(state: ServerState, *message: Any) -> None:
@@ -116,13 +111,17 @@ def post(state: ServerState, *message: Any) -> None:
 
 
 async def deliver(state: ServerState, batch: list[tuple[Any, ...]]) -> None:
+    """Hand each message to its client's queue; one that cannot be handed on is logged, never fatal."""
     for message in batch:
-        if message[0] == "json":
-            await send_json(state, message[2], message[3], message[1])
-        elif message[0] == "preview":
-            await send_preview(state, message[2], message[1])
-        else:
-            await broadcast_status(state)
+        try:
+            if message[0] == "json":
+                send_json(state, message[2], message[3], message[1])
+            elif message[0] == "preview":
+                send_preview(state, message[2], message[1])
+            else:
+                broadcast_status(state)
+        except Exception:
+            log.exception("an event could not be delivered: %.200r", message)
 
 
 # --- the prompt threads ----------------------------------------------------------------------------
@@ -198,18 +197,46 @@ def execute(state: ServerState, item: QueuedPrompt) -> None:
 def bad_request(
     message: str, kind: str = "invalid_prompt", node_errors: dict[str, Any] | None = None
 ) -> web.Response:
-    error = {"type": kind, "message": message, "details": "", "extra_info": {}}
-    return web.json_response({"error": error, "node_errors": node_errors or {}}, status=400)
+    response = error_response(400, kind, message)
+    if node_errors:
+        response = web.json_response(
+            {
+                "error": {"type": kind, "message": message, "details": "", "extra_info": {}},
+                "node_errors": node_errors,
+            },
+            status=400,
+        )
+    return response
+
+
+# Bodies above this are parsed, and prompts above this many nodes validated, in a thread, so the
+# event loop goes on answering other requests meanwhile.
+LARGE_BODY_BYTES = 256 * 1024
+LARGE_PROMPT_NODES = 500
 
 
 async def read_json(request: web.Request) -> Any:
+    """The request's JSON body, within `max_prompt_bytes` and `max_json_depth`, or a 4xx saying why."""
+    settings = state_of(request).settings
+    limit = settings.max_prompt_bytes
+    too_large = f"the body is over {limit} bytes, the limit for JSON requests (setting max_prompt_bytes)"
+    if request.content_length is not None and request.content_length > limit:
+        raise json_error(413, "request_too_large", too_large)
+    data = bytearray()
+    while chunk := await request.content.read(2**16):
+        data += chunk
+        if len(data) > limit:
+            raise json_error(413, "request_too_large", too_large)
     try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": {"type": "invalid_json", "message": "the request body is not JSON"}}),
-            content_type="application/json",
-        ) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise json_error(400, "invalid_json", "the request body is not UTF-8 text; send JSON") from None
+    try:
+        if len(data) > LARGE_BODY_BYTES:
+            return await asyncio.to_thread(parse_json, text, settings.max_json_depth)
+        return parse_json(text, settings.max_json_depth)
+    except JsonBodyError as error:
+        raise json_error(400, error.kind, str(error)) from None
 
 
 async def optional_json(request: web.Request) -> dict[str, Any]:
@@ -217,20 +244,101 @@ async def optional_json(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     body = await read_json(request)
-    return body if isinstance(body, dict) else {}
+    if not isinstance(body, dict):
+        raise json_error(400, "invalid_body", "send a JSON object (or nothing)")
+    return body
+
+
+class BadRequest(Exception):
+    """A request field that cannot be used; the message says which and why."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def checked_id(value: Any, what: str, limit: int) -> str | None:
+    """A client- or prompt id: text of at most `limit` characters (a whole number is taken as text)."""
+    if value is None or value == "":
+        return None
+    if type(value) is int:
+        value = str(value)
+    if type(value) is not str:
+        raise BadRequest(f"invalid_{what}", f"{what} must be text, not a JSON {type(value).__name__}")
+    if len(value) > limit:
+        raise BadRequest(
+            f"invalid_{what}", f"{what} is {len(value)} characters; at most {limit} (setting max_id_length)"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(
+            f"invalid_{what}", f"{what} holds a lone surrogate (\\ud800-\\udfff); send plain text"
+        ) from None
+    return value
+
+
+def checked_number(value: Any) -> float | None:
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not math.isfinite(value) or abs(value) > 2**53:
+        raise BadRequest(
+            "invalid_number", f"number must be a finite number of at most 2^53, not {value!r:.40}"
+        )
+    return float(value)
+
+
+def read_prompt_request(body: Any, settings: Settings) -> dict[str, Any]:
+    """The fields of a `POST /prompt` body, each checked (`BadRequest` for the first that is wrong)."""
+    if not isinstance(body, dict) or "prompt" not in body:
+        raise BadRequest("no_prompt", "send an object with a 'prompt' (the graph in API form)")
+    prompt = body["prompt"]
+    if isinstance(prompt, dict) and len(prompt) > settings.max_prompt_nodes:
+        raise BadRequest(
+            "prompt_too_large",
+            f"the prompt has {len(prompt)} nodes; at most {settings.max_prompt_nodes} "
+            "(setting max_prompt_nodes)",
+        )
+    extra_data = body.get("extra_data")
+    if extra_data is not None and not isinstance(extra_data, dict):
+        raise BadRequest("invalid_extra_data", "extra_data must be an object")
+    targets = body.get("partial_execution_targets")
+    if targets is not None and not isinstance(targets, list):
+        raise BadRequest("invalid_targets", "partial_execution_targets must be a list of node ids")
+    return {
+        "prompt": prompt,
+        "prompt_id": checked_id(body.get("prompt_id"), "prompt_id", settings.max_id_length),
+        "client_id": checked_id(body.get("client_id"), "client_id", settings.max_id_length),
+        "number": checked_number(body.get("number")),
+        "front": bool(body.get("front")),
+        "extra_data": extra_data or {},
+        "targets": targets,
+    }
 
 
 async def post_prompt(request: web.Request) -> web.Response:
     state = state_of(request)
-    body = await read_json(request)
-    if not isinstance(body, dict) or "prompt" not in body:
-        return bad_request("send an object with a 'prompt' (the graph in API form)", "no_prompt")
-    prompt = body["prompt"]
-    prompt_id = str(body.get("prompt_id") or uuid.uuid4())
-    if state.store.exists(prompt_id):
+    try:
+        fields = read_prompt_request(await read_json(request), state.settings)
+    except BadRequest as error:
+        return bad_request(str(error), error.kind)
+    prompt_id = fields["prompt_id"] or str(uuid.uuid4())
+    if state.store.exists(prompt_id) or prompt_id in state.accepting:
         return bad_request(f"prompt_id {prompt_id!r} was already used", "duplicate_prompt_id")
-    targets = body.get("partial_execution_targets")
-    validation = state.engine.validate(prompt, targets if isinstance(targets, list) else None)
+    state.accepting.add(prompt_id)
+    try:
+        return await accept_prompt(state, prompt_id, fields)
+    finally:
+        state.accepting.discard(prompt_id)
+
+
+async def accept_prompt(state: ServerState, prompt_id: str, fields: dict[str, Any]) -> web.Response:
+    prompt, targets = fields["prompt"], fields["targets"]
+    large = isinstance(prompt, dict) and len(prompt) > LARGE_PROMPT_NODES
+    if large:
+        validation = await asyncio.to_thread(state.engine.validate, prompt, targets)
+    else:
+        validation = state.engine.validate(prompt, targets)
     if validation.graph is None:
         node_errors = validation.node_errors()
         general = [str(issue) for issue in validation.issues if issue.node_id is None]
@@ -241,16 +349,20 @@ async def post_prompt(request: web.Request) -> web.Response:
         message = "; ".join(general or [str(issue) for issue in validation.issues])
         kind = validation.issues[0].code.value if validation.issues else "invalid_prompt"
         return bad_request(message, kind, node_errors)
-    number = float(body["number"]) if isinstance(body.get("number"), int | float) else None
-    number = number if number is not None else state.queue.next_number(bool(body.get("front")))
+    number = fields["number"]
+    number = number if number is not None else state.queue.next_number(fields["front"])
     extra = {
-        "client_id": body.get("client_id"),
-        "extra_data": body.get("extra_data") or {},
+        "client_id": fields["client_id"],
+        "extra_data": fields["extra_data"],
         "targets": list(validation.graph.targets),
     }
-    state.store.add(StoredPrompt(prompt_id, number, "pending", prompt, extra))
+    stored = StoredPrompt(prompt_id, number, "pending", prompt, extra)
+    if large:
+        await asyncio.to_thread(state.store.add, stored)
+    else:
+        state.store.add(stored)
     state.queue.put(QueuedPrompt(number, prompt_id, prompt, extra, validation.graph))
-    await broadcast_status(state)
+    broadcast_status(state)
     return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": {}})
 
 
@@ -277,7 +389,7 @@ async def post_queue(request: web.Request) -> web.Response:
     if isinstance(body, dict) and isinstance(body.get("delete"), list):
         removed += state.queue.remove(str(prompt_id) for prompt_id in body["delete"])
     state.store.delete(removed)
-    await broadcast_status(state)
+    broadcast_status(state)
     return web.json_response({"removed": removed})
 
 
@@ -308,13 +420,23 @@ def history_entry(item: StoredPrompt) -> dict[str, Any]:
     }
 
 
+def query_count(request: web.Request, name: str) -> int | None:
+    """A whole-number query parameter (None when absent); counts past 2^31 mean "all"."""
+    text = request.query.get(name)
+    if text is None or text == "":
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 30:
+        raise BadRequest("invalid_query", f"{name} is a whole number of 0 or more, not {text[:40]!r}")
+    return min(int(text), 2**31 - 1)
+
+
 async def get_history(request: web.Request) -> web.Response:
     state = state_of(request)
     try:
-        max_items = int(request.query["max_items"]) if "max_items" in request.query else None
-        offset = int(request.query.get("offset", 0))
-    except ValueError:
-        return bad_request("max_items and offset are whole numbers", "invalid_query")
+        max_items = query_count(request, "max_items")
+        offset = query_count(request, "offset") or 0
+    except BadRequest as error:
+        return bad_request(str(error), error.kind)
     items = state.store.history(max_items, offset)
     return web.json_response({item.prompt_id: history_entry(item) for item in items})
 
@@ -428,7 +550,7 @@ async def get_graph(request: web.Request) -> web.Response:
     try:
         document = await asyncio.to_thread(read_library_graph, folder, request.match_info["name"])
     except GraphFileError as error:
-        return web.json_response({"error": str(error)}, status=404)
+        return error_response(404, "no_such_graph", str(error))
     return web.json_response(document.to_json())
 
 
@@ -438,31 +560,16 @@ async def post_graph_read(request: web.Request) -> web.Response:
     data = await request.read()
     filename = Path(request.query.get("filename", "")).name
     try:
-        document = read_dropped_graph(data, filename, state.engine.registry)
+        document = await asyncio.to_thread(read_dropped_graph, data, filename, state.engine.registry)
     except GraphFileError as error:
-        return web.json_response({"error": str(error)}, status=400)
+        return error_response(400, "invalid_graph", str(error))
     return web.json_response(document.to_json())
 
 
 # --- WebSocket -------------------------------------------------------------------------------------
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+async def websocket(request: web.Request) -> web.StreamResponse:
     state = state_of(request)
-    socket = web.WebSocketResponse(heartbeat=30)
-    await socket.prepare(request)
-    client_id = request.query.get("clientId") or uuid.uuid4().hex
-    previous = state.sockets.get(client_id)
-    state.sockets[client_id] = socket  # a reconnect with the same id takes over its events
-    if previous is not None and not previous.closed:
-        await previous.close()
-    try:
-        await socket.send_json({"type": "status", "data": {**status_message(state), "sid": client_id}})
-        async for message in socket:
-            if message.type == WSMsgType.ERROR:
-                break
-    finally:
-        if state.sockets.get(client_id) is socket:
-            del state.sockets[client_id]
-    return socket
+    return await state.clients.connect(request, status_message(state))
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -511,9 +618,11 @@ def create_app(
     owns_backend = backend is None
     backend = backend or make_backend(settings, engine)
     store = PromptStore(settings.data_dir / "depthgraph.sqlite3")
-    state = ServerState(engine, backend, store, PromptQueue(), settings)
+    clients = Clients(settings.max_socket_backlog_bytes, settings.max_id_length)
+    state = ServerState(engine, backend, store, PromptQueue(), settings, clients)
     state.outbox = Outbox(lambda batch: deliver(state, batch))
     app = web.Application(client_max_size=settings.max_upload_bytes + 2**20)
+    install(app, settings.allow_origins, settings.allow_hosts)
     app[STATE] = state
     app[FILES], app[LIMITS] = engine.files, settings
     for method, path, handler in ROUTES:
@@ -542,8 +651,7 @@ def create_app(
         state.queue.close()
         for item in state.queue.snapshot()[0]:
             backend.interrupt(item.prompt_id)
-        for socket in list(state.sockets.values()):
-            await socket.close()
+        await state.clients.close_all()
         for thread in state.threads:
             await asyncio.to_thread(thread.join, 30)
         if owns_backend:

@@ -92,6 +92,19 @@ class Settings:
     cache_budget: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     acceleration: Acceleration = field(default_factory=Acceleration)
     cluster: Cluster = field(default_factory=Cluster)
+    # Who may talk to the server (see server_security.py): browser origins besides the server's own
+    # ("*" is any page on the web: dangerous), and host names besides IP addresses and localhost.
+    allow_origins: list[str] = field(default_factory=list)
+    allow_hosts: list[str] = field(default_factory=list)
+    # Budgets, each checked before the work it bounds starts; every message names its setting.
+    max_output_pixels: int = 64 * 2**20  # width × height × batch of any image, mask, depth or latent a node makes
+    max_prompt_bytes: int = 64 * 2**20  # the JSON body of POST /prompt and /workflow/convert
+    max_prompt_nodes: int = 200_000
+    max_json_depth: int = 64  # nesting of lists and objects in a request body
+    max_id_length: int = 256  # characters of a client_id or prompt_id
+    max_upload_parts: int = 16  # parts of one multipart upload
+    max_text_chunk_bytes: int = 16 * 2**20  # a PNG's text chunks (graphs), decompressed, in all
+    max_socket_backlog_bytes: int = 8 * 2**20  # events waiting for one WebSocket client; past it, it is disconnected
 
     def compile_cache_dir(self) -> Path:
         """Where compiled kernels are kept between processes (inside the data folder)."""
@@ -178,12 +191,16 @@ def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
             if value not in DEVICE_CHOICES:
                 raise ConfigError(f"config file {path}: device must be one of {', '.join(DEVICE_CHOICES)}")
             settings.device = value
-        elif key == "max_upload_bytes":
-            settings.max_upload_bytes = parse_bytes(value, "max_upload_bytes")
-        elif key in ("max_image_pixels", "max_grid_cells"):
+        elif key.endswith("_bytes"):
+            setattr(settings, key, parse_bytes(value, key))
+        elif key.startswith("max_"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"config file {path}: {key} must be a positive whole number")
             setattr(settings, key, value)
+        elif key in ("allow_origins", "allow_hosts"):
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise ConfigError(f"config file {path}: {key} must be a list of text")
+            setattr(settings, key, list(value))
         elif key == "dtype":
             if value not in DTYPES:
                 raise ConfigError(f"config file {path}: dtype must be one of {', '.join(DTYPES)}")

@@ -2,16 +2,19 @@
 
 A graph of 1,000 nodes makes some 2,000 events; scheduling each on the loop separately costs more
 than running the nodes. The worker appends to a list; the first message of a batch schedules one
-drain on the loop, which sends everything queued by then, and again until the list is empty.
+drain on the loop, which sends everything queued by then, and again until the list is empty. A batch
+that fails to deliver is logged; the ones after it are delivered all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+log = logging.getLogger("depthgraph.server")
 Deliver = Callable[[list[Any]], Awaitable[None]]
 
 
@@ -41,4 +44,7 @@ class Outbox:
                 if not batch:
                     self._scheduled = False
                     return
-            await self._deliver(batch)
+            try:
+                await self._deliver(batch)
+            except Exception:  # one bad batch must not stop every later delivery
+                log.exception("%d event(s) could not be delivered", len(batch))
