@@ -38,7 +38,7 @@ from engine.outbox import Outbox
 from engine.prompt_queue import PromptQueue, QueuedPrompt
 from engine.runtime import Engine
 from engine.schema import node_schema, object_info
-from engine.store import PromptStore, StoredPrompt
+from engine.store import PromptStore, StoredPrompt, StoreError
 from engine.workflow_convert import WorkflowError, workflow_to_prompt
 from server_events import Clients
 from server_files import FILES, LIMITS, get_view, post_upload_image, post_upload_mask
@@ -669,13 +669,21 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8188) -> int:
     print(f"depthgraph server on http://{host}:{port} (data in {settings.data_dir})", file=sys.stderr)
     try:
         app = create_app(settings)
-    except RuntimeError as error:  # the Ray cluster cannot be reached, or Ray is not installed
+    except (RuntimeError, StoreError) as error:  # no Ray cluster or no Ray; the store cannot be used
         print(f"depthgraph: {error}", file=sys.stderr)
         return 1
     state = app[STATE]
+    if settings.allow_origins:
+        print(f"pages allowed to use it: {', '.join(settings.allow_origins)}", file=sys.stderr)
+    if "*" in settings.allow_origins:
+        print("warning: --allow-origin '*' lets any web page you open drive this server", file=sys.stderr)
     for worker in state.backend.describe():
         print(f"{worker['worker']} on {worker['type']}: {worker.get('acceleration', '')}", file=sys.stderr)
-    web.run_app(app, host=host, port=port, print=None)
+    try:
+        web.run_app(app, host=host, port=port, print=None)
+    except StoreError as error:  # found on the store's first reads, as the server starts
+        print(f"depthgraph: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -27,13 +27,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from engine.origins import DEFAULT_PORTS, Origin, check_allowed_origin, parse_origin
+
 log = logging.getLogger("depthgraph.server")
-DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 class Counter:
@@ -61,43 +61,6 @@ def json_error(status: int, kind: str, message: str) -> web.HTTPException:
 
 
 # --- the origin policy -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Origin:
-    scheme: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        default = DEFAULT_PORTS.get(self.scheme)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}" + ("" if self.port == default else f":{self.port}")
-
-
-def parse_origin(text: str) -> Origin | None:
-    """`scheme://host[:port]` as browsers send it in `Origin` (None for "null" or anything else)."""
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        return None
-    return Origin(parts.scheme, parts.hostname.lower(), port or DEFAULT_PORTS[parts.scheme])
-
-
-def check_allowed_origin(text: str) -> str:
-    """An `--allow-origin` value as the policy compares it, or ValueError saying what to write."""
-    if text.strip() == "*":
-        return "*"
-    origin = parse_origin(text)
-    if origin is None or urlsplit(text.strip()).path not in ("", "/"):
-        raise ValueError(
-            f"allowed origin {text!r} is not an origin; write scheme://host[:port], "
-            "e.g. http://localhost:5173, or * for every page (dangerous)"
-        )
-    return str(origin)
-
-
 def split_host(header: str) -> tuple[str, int | None]:
     """The name and port of a `Host` header (`[::1]:8188`, `localhost`, ...)."""
     match = re.fullmatch(r"\[([^\]]*)\](?::(\d+))?|([^:]*)(?::(\d+))?", header.strip())

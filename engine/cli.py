@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from engine.config import EXECUTORS, ConfigError, Settings, load_settings, parse_bytes
+from engine.config import EXECUTORS, ConfigError, Settings, allowed, load_settings, parse_bytes
 from engine.devices import DEVICE_CHOICES, DeviceError
 from engine.events import Event, NodeExecuting, NodesCached, Progress
 from engine.files import FOLDER_KINDS, FileStore
@@ -118,6 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )
     serve.add_argument("--port", type=int, default=8188)
+    serve.add_argument(
+        "--allow-origin",
+        dest="allow_origins",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="let web pages from this origin use the server (repeatable), e.g. http://localhost:5173; "
+        "'*' lets every page on the web drive it: dangerous",
+    )
+    serve.add_argument(
+        "--allow-host",
+        dest="allow_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer requests sent to this host name besides IP addresses and localhost (repeatable)",
+    )
     serve.add_argument("--models-dir", type=Path)
     serve.add_argument("--input-dir", type=Path)
     serve.add_argument("--output-dir", type=Path)
@@ -139,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--json", action="store_true", help="print one JSON object with every result")
     speed(batch)
     cluster(batch)
+
+    store = commands.add_parser("store", help="check or repair the server's queue and history")
+    store_actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    store_actions.add_parser("check", help="say whether the store can be used and what it holds")
+    store_actions.add_parser(
+        "repair",
+        help="move a damaged store aside (it is kept) and start a new one with every prompt still readable",
+    )
+    for action in store_actions.choices.values():
+        action.add_argument("--data-dir", type=Path, help="where the queue and history are (default: data/)")
 
     models = commands.add_parser("models", help="list or download depth models")
     models.add_argument("--models-dir", type=Path, help="the models folder (default: models/)")
@@ -180,6 +207,8 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return _models(args, settings)
         if args.command == "serve":
             return _serve(args, settings)
+        if args.command == "store":
+            return _store(args, settings)
         if args.command == "batch":
             from engine.batch_command import run_batch_command
 
@@ -215,6 +244,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             setattr(settings, name, value)
+    for key in ("allow_origins", "allow_hosts"):
+        try:
+            setattr(settings, key, [*getattr(settings, key), *allowed(key, getattr(args, key, None) or [])])
+        except ValueError as error:
+            raise UsageError(f"--allow-origin: {error}") from None
     changes: dict[str, Any] = {}
     choice = getattr(args, "compile", None)
     if choice is not None:
@@ -351,8 +385,17 @@ def _output_paths(result: RunResult, files: FileStore) -> dict[str, list[str]]:
         for image in ui.get("images", []):
             kind = image.get("type", "output")
             folder = files.folder(kind if kind in FOLDER_KINDS else "output")
-            paths.setdefault(node_id, []).append(str(folder / image.get("subfolder", "") / image["filename"]))
+            path = folder / image.get("subfolder", "") / image["filename"]
+            paths.setdefault(node_id, []).append(_shown(path))
     return paths
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _result_json(result: RunResult, files: FileStore) -> dict[str, Any]:
@@ -444,6 +487,42 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"depthgraph: cannot serve on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return EXIT_FAILED
     return code
+
+
+def _store(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.store import PromptStore, StoreError, store_path
+    from engine.store_repair import repair_store
+
+    path = store_path(settings.data_dir)
+    if not (path.exists() or path.is_symlink()):
+        print(f"there is no store at {path} yet; the server makes one when it starts")
+        return EXIT_OK
+    try:
+        if args.action == "check":
+            store = PromptStore(path)
+            try:
+                counts = store.counts()
+            finally:
+                store.close()
+            held = "".join(f", {count} {status}" for status, count in sorted(counts.items()))
+            print(f"{path} is sound; it holds {sum(counts.values())} prompt(s){held}")
+            return EXIT_OK
+        repair = repair_store(path)
+    except StoreError as error:
+        print(f"depthgraph: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if repair.problem is None:
+        print(f"{path} is sound; nothing to repair")
+        return EXIT_OK
+    print(f"{path} was damaged: {repair.problem}")
+    print(f"moved it aside, as it was, to {repair.moved_to}")
+    print(f"the new store at {path} holds the {repair.kept} prompt(s) that could be read")
+    if repair.damaged_parts or repair.unreadable_rows:
+        print(
+            f"skipped {repair.damaged_parts} damaged part(s) of the file and {repair.unreadable_rows} "
+            "row(s) that could not be read"
+        )
+    return EXIT_OK
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:

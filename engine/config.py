@@ -1,7 +1,8 @@
 """Settings: folders, device and cache budgets, from a YAML file and then the command line.
 
 The file is `--config PATH`, else `$DEPTHGRAPH_CONFIG`, else `depthgraph.yaml` in the current folder
-if there is one. Relative paths in it are relative to the file. Example::
+if there is one. Relative paths in it are relative to the file; without one, the folders are inside
+the home folder (`home_folder`: `$DEPTHGRAPH_HOME`, else the checkout). Example::
 
     models_dir: /data/sd-models
     output_dir: renders
@@ -19,6 +20,10 @@ if there is one. Relative paths in it are relative to the file. Example::
       vae_tiling: auto       # auto: tiles above 768 px; on: 512 px tiles; off
       low_memory: false      # only the component in use on the GPU, VAE tiled, no compiling
       vram_budget: 10GiB     # weights + cached results on the GPU; omit for no limit
+    allow_origins: [http://localhost:5173]  # web pages besides the server's own that may use it
+    allow_hosts: [studio.lan]                 # host names besides IP addresses and localhost
+    max_output_pixels: 67108864               # budgets: each refusal names its setting
+    max_prompt_bytes: 64MiB
     cluster:                 # where `serve` and `batch` run prompts (see engine/cluster)
       executor: local        # local (this process) or ray (Ray actors, one per GPU)
       ray_address: local     # local starts Ray here; auto or ray://host:10001 joins a running cluster
@@ -42,10 +47,26 @@ from engine.devices import DEVICE_CHOICES
 from engine.files import FileStore
 from engine.models.acceleration import Acceleration, AccelerationError, acceleration_from_mapping
 from engine.models.manager import DTYPES
+from engine.origins import check_allowed_origin
 
 DEFAULT_CONFIG_NAME = "depthgraph.yaml"
 CONFIG_ENV = "DEPTHGRAPH_CONFIG"
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the checkout (or site-packages) holding engine/
+HOME_ENV = "DEPTHGRAPH_HOME"
+
+
+def home_folder() -> Path:
+    """Where the default folders live: `$DEPTHGRAPH_HOME`; else the checkout depthgraph runs from (the
+    folder with its pyproject.toml, as the README's set-up makes it); else ~/depthgraph for an installed
+    package. Never the current folder, so a server started anywhere finds the same queue and files."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser().resolve()
+    if (PACKAGE_ROOT / "pyproject.toml").is_file():
+        return PACKAGE_ROOT
+    return Path.home() / "depthgraph"
 
 
 class ConfigError(ValueError):
@@ -77,14 +98,15 @@ class Cluster:
 
 @dataclass
 class Settings:
-    models_dir: Path = Path("models")
-    input_dir: Path = Path("input")
-    output_dir: Path = Path("output")
-    temp_dir: Path = Path("temp")
-    data_dir: Path = Path("data")  # the server's prompt store (queue and history)
-    graphs_dir: Path = Path("graphs")  # the example graphs the editor's menu lists
+    # Folders, by default inside the home folder (see `home_folder`) whatever the current folder is.
+    models_dir: Path = field(default_factory=lambda: home_folder() / "models")
+    input_dir: Path = field(default_factory=lambda: home_folder() / "input")
+    output_dir: Path = field(default_factory=lambda: home_folder() / "output")
+    temp_dir: Path = field(default_factory=lambda: home_folder() / "temp")
+    data_dir: Path = field(default_factory=lambda: home_folder() / "data")  # the queue and history
+    graphs_dir: Path = PACKAGE_ROOT / "graphs"  # the example graphs the editor's menu lists
     max_upload_bytes: int = 50 * 2**20
-    custom_nodes_dirs: list[Path] = field(default_factory=lambda: [Path("custom_nodes")])
+    custom_nodes_dirs: list[Path] = field(default_factory=lambda: [home_folder() / "custom_nodes"])
     device: str = "auto"
     max_image_pixels: int = 64 * 2**20  # input images above this are refused (64 megapixels)
     max_grid_cells: int = 64  # a comparison grid may run and draw at most this many cells
@@ -97,14 +119,18 @@ class Settings:
     allow_origins: list[str] = field(default_factory=list)
     allow_hosts: list[str] = field(default_factory=list)
     # Budgets, each checked before the work it bounds starts; every message names its setting.
-    max_output_pixels: int = 64 * 2**20  # width × height × batch of any image, mask, depth or latent a node makes
+    max_output_pixels: int = (
+        64 * 2**20
+    )  # width × height × batch of any image, mask, depth or latent a node makes
     max_prompt_bytes: int = 64 * 2**20  # the JSON body of POST /prompt and /workflow/convert
     max_prompt_nodes: int = 200_000
     max_json_depth: int = 64  # nesting of lists and objects in a request body
     max_id_length: int = 256  # characters of a client_id or prompt_id
     max_upload_parts: int = 16  # parts of one multipart upload
     max_text_chunk_bytes: int = 16 * 2**20  # a PNG's text chunks (graphs), decompressed, in all
-    max_socket_backlog_bytes: int = 8 * 2**20  # events waiting for one WebSocket client; past it, it is disconnected
+    max_socket_backlog_bytes: int = (
+        8 * 2**20
+    )  # events waiting for one WebSocket client; past it, it is disconnected
 
     def compile_cache_dir(self) -> Path:
         """Where compiled kernels are kept between processes (inside the data folder)."""
@@ -132,6 +158,14 @@ class Settings:
             models_dir=self.models_dir,
             max_image_pixels=self.max_image_pixels,
         )
+
+
+def allowed(key: str, values: list[str]) -> list[str]:
+    """`allow_origins` as the origin policy compares them (ValueError for one that is not an origin),
+    or `allow_hosts` as host names."""
+    if key == "allow_origins":
+        return [check_allowed_origin(value) for value in values]
+    return [value.strip().lower().rstrip(".") for value in values]
 
 
 def parse_bytes(value: Any, what: str = "size") -> int:
@@ -200,7 +234,10 @@ def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
         elif key in ("allow_origins", "allow_hosts"):
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                 raise ConfigError(f"config file {path}: {key} must be a list of text")
-            setattr(settings, key, list(value))
+            try:
+                setattr(settings, key, allowed(key, value))
+            except ValueError as error:
+                raise ConfigError(f"config file {path}: {error}") from None
         elif key == "dtype":
             if value not in DTYPES:
                 raise ConfigError(f"config file {path}: dtype must be one of {', '.join(DTYPES)}")

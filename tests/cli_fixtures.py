@@ -32,8 +32,9 @@ Cli = Callable[..., Outcome]
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A current folder with graph.json (the example graph) and input/example.jpg."""
+    """A current and home folder with graph.json (the example graph) and input/example.jpg."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEPTHGRAPH_HOME", str(tmp_path))
     monkeypatch.delenv("DEPTHGRAPH_CONFIG", raising=False)
     (tmp_path / "input").mkdir()
     shutil.copy(EXAMPLE_IMAGE, tmp_path / "input" / "example.jpg")

@@ -86,6 +86,7 @@ def test_the_command_line_switches_reach_the_engine(
     seen = []
     monkeypatch.setattr(cli, "build_engine", lambda settings, files: seen.append(settings) or _stop())
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEPTHGRAPH_HOME", str(tmp_path))
     graph = Path(__file__).resolve().parents[2] / "graphs" / "depth2img.json"
     with pytest.raises(_Stopped):
         main(["run", str(graph), "--no-compile", "--low-memory", "--vram-budget", "3GiB"])

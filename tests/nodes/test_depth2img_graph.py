@@ -172,6 +172,7 @@ def test_the_example_graphs_run_on_the_tiny_model_from_the_command_line(
     from engine.cli import main
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEPTHGRAPH_HOME", str(tmp_path))
     (tmp_path / "input").mkdir()
     (tmp_path / "input" / "example.jpg").write_bytes((ROOT / "input" / "example.jpg").read_bytes())
     graph = ROOT / "graphs" / "depth2img.json"

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from engine.cli import main
 from engine.config import ConfigError, Settings, load_settings
 from server_security import OriginPolicy
 from tests.server.conftest import StartServer, chain, collect
@@ -161,12 +162,21 @@ async def test_allowing_every_origin_and_an_extra_host_name(
 
 def test_allowed_origins_are_checked_when_the_settings_are_read(tmp_path: Any) -> None:
     config = tmp_path / "depthgraph.yaml"
-    config.write_text("allow_origins: [http://localhost:5173/, '*']\nallow_hosts: [studio.lan]\n")
+    config.write_text("allow_origins: [http://LocalHost:5173/, '*']\nallow_hosts: [Studio.lan]\n")
     settings = load_settings(config)
+    assert settings.allow_origins == ["http://localhost:5173", "*"] and settings.allow_hosts == ["studio.lan"]
     policy = OriginPolicy.from_settings(settings.allow_origins, settings.allow_hosts)
     assert policy.allowed_origins == {"http://localhost:5173", "*"}
-    with pytest.raises(ValueError, match="scheme://host"):
-        OriginPolicy.from_settings(["localhost:5173/app"], [])
+    config.write_text("allow_origins: [localhost:5173/app]\n")
+    with pytest.raises(ConfigError, match="scheme://host"):
+        load_settings(config)
     config.write_text("allow_origins: http://localhost\n")
     with pytest.raises(ConfigError, match="allow_origins must be a list"):
         load_settings(config)
+
+
+def test_serve_refuses_an_allowed_origin_that_is_not_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        main(["serve", "--allow-origin", "example.com/page"])
+    assert exit.value.code == 2
+    assert "scheme://host" in capsys.readouterr().err

@@ -169,7 +169,7 @@ async def test_oversized_and_non_image_uploads_are_refused(client: Any, settings
     huge = await client.post("/upload/image", data=upload_form(os.urandom(300_000)))
     assert huge.status == 413
     text = await client.post("/upload/image", data=upload_form(b"just some text", filename="notes.png"))
-    assert text.status == 400 and "not an image" in (await text.json())["error"]
+    assert text.status == 400 and "not an image" in (await text.json())["error"]["message"]
     missing = await client.post("/upload/image", data=FormData({"subfolder": "x"}))
     assert missing.status == 400
     assert sorted(path.name for path in settings.input_dir.iterdir()) == ["example.jpg"]
@@ -276,6 +276,7 @@ def test_depthgraph_serve_starts_a_server_on_loopback(tmp_path: Path) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "engine", "serve", "--port", str(port), "--data-dir", "data"],
         cwd=tmp_path,
+        env={**os.environ, "DEPTHGRAPH_HOME": str(tmp_path)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
