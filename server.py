@@ -302,6 +302,9 @@ def read_prompt_request(body: Any, settings: Settings) -> dict[str, Any]:
     extra_data = body.get("extra_data")
     if extra_data is not None and not isinstance(extra_data, dict):
         raise BadRequest("invalid_extra_data", "extra_data must be an object")
+    pnginfo = (extra_data or {}).get("extra_pnginfo")
+    if pnginfo is not None and not isinstance(pnginfo, dict):
+        raise BadRequest("invalid_extra_data", "extra_data.extra_pnginfo must be an object ({workflow: ...})")
     targets = body.get("partial_execution_targets")
     if targets is not None and not isinstance(targets, list):
         raise BadRequest("invalid_targets", "partial_execution_targets must be a list of node ids")
@@ -380,14 +383,26 @@ async def get_queue(request: web.Request) -> web.Response:
     )
 
 
+def clear_or_delete(body: Any, limit: int) -> tuple[bool, list[str]]:
+    """The `{clear: true}` and `{delete: [ids]}` of `POST /queue` and `POST /history`."""
+    if not isinstance(body, dict):
+        raise BadRequest("invalid_body", 'send an object: {"clear": true} or {"delete": [prompt ids]}')
+    delete = body.get("delete", [])
+    if not isinstance(delete, list):
+        raise BadRequest("invalid_body", "delete must be a list of prompt ids")
+    ids = [checked_id(prompt_id, "prompt_id", limit) for prompt_id in delete]
+    return bool(body.get("clear")), [prompt_id for prompt_id in ids if prompt_id is not None]
+
+
 async def post_queue(request: web.Request) -> web.Response:
     state = state_of(request)
-    body = await read_json(request)
-    removed: list[str] = []
-    if isinstance(body, dict) and body.get("clear"):
-        removed = state.queue.clear()
-    if isinstance(body, dict) and isinstance(body.get("delete"), list):
-        removed += state.queue.remove(str(prompt_id) for prompt_id in body["delete"])
+    try:
+        clear, delete = clear_or_delete(await read_json(request), state.settings.max_id_length)
+    except BadRequest as error:
+        return bad_request(str(error), error.kind)
+    removed = state.queue.clear() if clear else []
+    if delete:
+        removed += state.queue.remove(delete)
     state.store.delete(removed)
     broadcast_status(state)
     return web.json_response({"removed": removed})
@@ -397,7 +412,10 @@ async def post_interrupt(request: web.Request) -> web.Response:
     state = state_of(request)
     running, _ = state.queue.snapshot()
     body = await optional_json(request)
-    wanted = body.get("prompt_id")
+    try:
+        wanted = checked_id(body.get("prompt_id"), "prompt_id", state.settings.max_id_length)
+    except BadRequest as error:
+        return bad_request(str(error), error.kind)
     for item in running:
         if wanted is None or wanted == item.prompt_id:
             state.backend.interrupt(item.prompt_id)
@@ -450,11 +468,14 @@ async def get_history_item(request: web.Request) -> web.Response:
 
 async def post_history(request: web.Request) -> web.Response:
     state = state_of(request)
-    body = await read_json(request)
-    if isinstance(body, dict) and body.get("clear"):
+    try:
+        clear, delete = clear_or_delete(await read_json(request), state.settings.max_id_length)
+    except BadRequest as error:
+        return bad_request(str(error), error.kind)
+    if clear:
         state.store.clear()
-    if isinstance(body, dict) and isinstance(body.get("delete"), list):
-        state.store.delete((str(prompt_id) for prompt_id in body["delete"]), finished_only=True)
+    if delete:
+        state.store.delete(delete, finished_only=True)
     return web.json_response({})
 
 

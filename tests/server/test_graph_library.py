@@ -66,7 +66,7 @@ async def test_a_library_graph_opens_as_a_depthgraph_document(client: Any) -> No
 async def test_names_outside_the_library_are_not_found(client: Any, name: str) -> None:
     response = await client.get(f"/graphs/{name}")
     assert response.status == 404
-    assert "/graphs lists" in (await response.json())["error"]
+    assert "/graphs lists" in (await response.json())["error"]["message"]
 
 
 async def test_a_dropped_png_saved_by_save_image_gives_back_its_graph(client: Any) -> None:
@@ -114,5 +114,5 @@ async def test_a_dropped_file_that_holds_no_graph_gets_a_clear_error(
 ) -> None:
     response = await client.post("/graph/read?filename=../../drop.json", data=data)
     assert response.status == 400
-    assert message in (await response.json())["error"]
+    assert message in (await response.json())["error"]["message"]
     assert (await client.get("/queue")).status == 200  # the server is still up
