@@ -38,7 +38,7 @@ from engine.outbox import Outbox
 from engine.prompt_queue import PromptQueue, QueuedPrompt
 from engine.runtime import Engine
 from engine.schema import node_schema, object_info
-from engine.store import PromptStore, StoredPrompt, StoreError
+from engine.store import PromptStore, StoredPrompt, StoreError, store_path
 from engine.workflow_convert import WorkflowError, workflow_to_prompt
 from server_events import Clients
 from server_files import FILES, LIMITS, get_view, post_upload_image, post_upload_mask
@@ -72,6 +72,7 @@ class ServerState:
     settings: Settings
     clients: Clients
     accepting: set[str] = field(default_factory=set)  # prompt ids being validated, not yet stored
+    store_retry: asyncio.Task[None] | None = None  # writes what the store keeps in memory (full disk)
     loop: asyncio.AbstractEventLoop | None = None
     threads: list[threading.Thread] = field(default_factory=list)
     stopping: bool = False
@@ -191,6 +192,17 @@ def execute(state: ServerState, item: QueuedPrompt) -> None:
     extra = {**item.extra, "routing": outcome.route} if outcome.route is not None else None
     state.store.finish(item.prompt_id, outcome.status, outcome.outputs, messages, extra)
     post(state, "json", client_id, "executing", the_end)
+
+
+STORE_RETRY_SECONDS = 5.0
+
+
+async def retry_store(state: ServerState) -> None:
+    """Write the results the store keeps in memory once its disk takes writes again."""
+    while True:
+        await asyncio.sleep(STORE_RETRY_SECONDS)
+        if state.store.backlog_size:
+            await asyncio.to_thread(state.store.retry_backlog)
 
 
 # --- prompts and the queue -------------------------------------------------------------------------
@@ -581,7 +593,13 @@ async def post_graph_read(request: web.Request) -> web.Response:
     data = await request.read()
     filename = Path(request.query.get("filename", "")).name
     try:
-        document = await asyncio.to_thread(read_dropped_graph, data, filename, state.engine.registry)
+        document = await asyncio.to_thread(
+            read_dropped_graph,
+            data,
+            filename,
+            state.engine.registry,
+            max_text_bytes=state.settings.max_text_chunk_bytes,
+        )
     except GraphFileError as error:
         return error_response(400, "invalid_graph", str(error))
     return web.json_response(document.to_json())
@@ -637,8 +655,8 @@ def create_app(
     settings = settings or Settings()
     engine = engine or Engine(settings)
     owns_backend = backend is None
+    store = PromptStore(store_path(settings.data_dir))  # first: a damaged store stops before Ray starts
     backend = backend or make_backend(settings, engine)
-    store = PromptStore(settings.data_dir / "depthgraph.sqlite3")
     clients = Clients(settings.max_socket_backlog_bytes, settings.max_id_length)
     state = ServerState(engine, backend, store, PromptQueue(), settings, clients)
     state.outbox = Outbox(lambda batch: deliver(state, batch))
@@ -656,6 +674,7 @@ def create_app(
     async def start(app: web.Application) -> None:
         state.loop = asyncio.get_running_loop()
         state.outbox.loop = state.loop
+        state.store_retry = asyncio.create_task(retry_store(state))
         # Prompts queued before a restart run again, in order (and, on Ray, those cut off running).
         for item in store.recover(requeue_running=backend.requeue_interrupted):
             state.queue.put(QueuedPrompt(item.number, item.prompt_id, item.prompt, item.extra))
@@ -677,6 +696,10 @@ def create_app(
             await asyncio.to_thread(thread.join, 30)
         if owns_backend:
             await asyncio.to_thread(backend.close)
+        if state.store_retry is not None:
+            state.store_retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await state.store_retry
         store.close()
 
     app.on_startup.append(start)

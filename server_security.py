@@ -15,7 +15,8 @@ the WebSocket:
 The error middleware gives every failure the JSON shape `{"error": {"type", "message"}}`: aiohttp's own
 4xx answers (404, 405, 413) get a type and a message, and an unexpected exception in a handler is
 logged and answered 500 without traceback text; `INTERNAL_ERRORS` counts those, so tests can prove
-that bad input never reaches the catch-all.
+that bad input never reaches the catch-all. A store that cannot be written (a full disk) answers 503
+with the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from engine.origins import DEFAULT_PORTS, Origin, check_allowed_origin, parse_origin
+from engine.store import StoreUnavailable
 
 log = logging.getLogger("depthgraph.server")
 
@@ -219,6 +221,8 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except web.HTTPException as error:
         return _as_json_error(error)
+    except StoreUnavailable as error:  # the disk is full or failing: the reason says what to do
+        return error_response(503, "store_unavailable", error.reason)
     except (ConnectionError, OSError) as error:
         if request.transport is None or request.transport.is_closing():
             raise  # the client went away mid-request: nobody to answer

@@ -248,7 +248,6 @@ def summary(items: Sequence[BatchItem], seconds: float) -> str:
 def write_manifest(files: FileStore, graph: str, sweep: Sweep, items: Sequence[BatchItem]) -> Path:
     """The batch's record in the output folder: each input with its outputs (or its error)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, _, _ = files.reserve_output(f"batch-{stamp}", ".json")
     record = {
         "graph": graph,
         "over": f"{sweep.node_id}.{sweep.input_name}",
@@ -265,5 +264,6 @@ def write_manifest(files: FileStore, graph: str, sweep: Sweep, items: Sequence[B
             for item in items
         ],
     }
-    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    text = json.dumps(record, indent=2).encode("utf-8")
+    path, _, _ = files.write_output(f"batch-{stamp}", ".json", "output", lambda handle: handle.write(text))
     return path

@@ -7,6 +7,7 @@ FLOAT) and strict elsewhere (True is not a number, 2.5 is not an INT, NaN is not
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import Any
 
 from engine.registry import BOOLEAN, COMBO, FLOAT, INT, STRING
@@ -37,10 +38,44 @@ def coerce(kind: str, value: Any) -> Any:
         if isinstance(value, str):
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
+            try:
+                return str(value)
+            except ValueError:  # an integer of more digits than Python writes out
+                raise NotCoercibleError from None
         raise NotCoercibleError
     # A socket type (IMAGE, LATENT, ...) cannot be typed in: it must be linked.
     raise NotCoercibleError
+
+
+# Whole numbers a widget takes when its input declares no bounds: 64 bits, as ComfyUI's INT widgets.
+WHOLE_NUMBER_MAX = 2**64 - 1
+WHOLE_NUMBER_MIN = -(2**63)
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib's shortened repr, with whole numbers too long to write out described by their size."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:
+            digits = math.floor(math.log10(abs(x))) + 1
+            sign = "negative " if x < 0 else ""
+            return f"<a {sign}whole number of {digits:,} digits>"
+        return super().repr_int(x, level)
+
+
+_SHORT = _ShortRepr()
+_SHORT.maxstring = 80
+_SHORT.maxother = 80
+_SHORT.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """`value` as a message shows it: a short repr (long text, deep nesting and huge numbers
+    abbreviated) that never fails, whatever arrived."""
+    try:
+        return _SHORT.repr(value)
+    except Exception:  # an object whose repr fails: name its type instead
+        return f"<{type(value).__name__}>"
 
 
 def expected(kind: str) -> str:

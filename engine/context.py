@@ -9,18 +9,14 @@ from typing import Any
 
 from engine.events import PreviewFrame
 from engine.files import FileStore
+from engine.limits import Limits
 from engine.models.manager import ModelManager
+
+__all__ = ["Interrupted", "Limits", "NodeContext"]
 
 
 class Interrupted(Exception):
     """The user asked to stop the running prompt."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds a node must respect whatever its inputs say (from the settings)."""
-
-    max_grid_cells: int = 64  # cells a comparison grid may run and draw
 
 
 @dataclass

@@ -1,40 +1,76 @@
 """The input, output and temp folders, and the one place that turns a user-given name into a path.
 
-Names come from graphs, the command line and (later) HTTP requests, so every lookup goes through
+Names come from graphs, the command line and HTTP requests, so every lookup goes through
 `FileStore.resolve`, which refuses anything that would leave its folder: `..`, absolute paths,
-drive letters, NUL bytes, and symlinks that point outside.
+drive letters, NUL bytes, and symlinks that point outside; and names no file system would take
+(a part over 255 bytes, a symlink loop) with a message instead of an OS error.
+
+Files appear whole or not at all: outputs are written under a hidden temporary name and published
+under their counter name only when finished (`FileStore.write_output`), uploads likewise
+(`create_whole`), so a full disk or a crash never leaves a half-written file under a real name.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Literal
+from typing import BinaryIO, Literal
 
 FolderKind = Literal["input", "output", "temp"]
 FOLDER_KINDS: tuple[FolderKind, ...] = ("input", "output", "temp")
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp"})
+# What common file systems take (ext4, APFS, NTFS: 255 bytes a part); the whole relative name is
+# kept well under PATH_MAX (4096 on Linux) so the folder in front of it still fits.
+MAX_NAME_PART_BYTES = 255
+MAX_NAME_BYTES = 1024
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})  # no quotas on Windows
 
 
 class UnsafePathError(ValueError):
-    """A name that would read or write outside its folder."""
+    """A name that would read or write outside its folder, or that no file can have."""
+
+
+class NameTooLongError(UnsafePathError):
+    """A name longer than file systems allow (a part over 255 bytes, or the whole over 1024)."""
+
+
+class DiskFullError(OSError):
+    """The disk (or the user's quota) is full: nothing was saved under the name asked for."""
 
 
 def check_relative_name(name: str, what: str = "file name") -> PurePosixPath:
     """Return `name` as a relative path with no `..` parts, or raise `UnsafePathError`."""
     if "\x00" in name:
-        raise UnsafePathError(f"{what} {name!r} contains a NUL byte")
+        raise UnsafePathError(f"{what} {name[:80]!r} contains a NUL byte")
+    check_name_length(name, what)
     posix = PurePosixPath(name.replace("\\", "/"))
     if posix.is_absolute() or PureWindowsPath(name).drive:
         raise UnsafePathError(f"{what} {name!r} is absolute; give a name inside the folder")
     if any(part == ".." for part in posix.parts):
         raise UnsafePathError(f"{what} {name!r} climbs out of its folder with '..'")
     return posix
+
+
+def check_name_length(name: str, what: str = "file name") -> None:
+    """Refuse names no file system takes: a part over 255 bytes (UTF-8), or over 1024 in all."""
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise NameTooLongError(
+            f"{what} {name[:40]!r}... is {size} bytes long; names are at most {MAX_NAME_BYTES} bytes"
+        )
+    for part in name.replace("\\", "/").split("/"):
+        part_size = len(part.encode("utf-8", "surrogatepass"))
+        if part_size > MAX_NAME_PART_BYTES:
+            raise NameTooLongError(
+                f"{what} {part[:40]!r}... has a part of {part_size} bytes; each file or folder name "
+                f"is at most {MAX_NAME_PART_BYTES} bytes: give a shorter one"
+            )
 
 
 @dataclass
@@ -63,9 +99,17 @@ class FileStore:
 
     def resolve(self, kind: FolderKind, name: str, subfolder: str = "") -> Path:
         """The path of `subfolder/name` inside the folder of `kind`, refusing any escape."""
-        folder = self.folder(kind).resolve()
         relative = check_relative_name(subfolder, "subfolder") / check_relative_name(name)
-        path = (folder / relative).resolve()
+        check_name_length(relative.as_posix(), "name")
+        try:
+            folder = self.folder(kind).resolve()
+            path = (folder / relative).resolve()
+        except RuntimeError:  # Path.resolve's word for a symlink loop before Python 3.13
+            raise UnsafePathError(f"{relative.as_posix()!r} is a symlink loop in the {kind} folder") from None
+        except OSError as error:
+            raise UnsafePathError(
+                f"{relative.as_posix()!r} cannot be looked up in the {kind} folder ({error.strerror})"
+            ) from None
         if path != folder and folder not in path.parents:
             raise UnsafePathError(f"{name!r} leads outside the {kind} folder (through a symlink)")
         return path
@@ -90,76 +134,143 @@ class FileStore:
                     names.add(path.relative_to(folder).as_posix())
         return sorted(names)
 
-    def reserve_output(
-        self, prefix: str, extension: str, kind: FolderKind = "output"
+    def write_output(
+        self, prefix: str, extension: str, kind: FolderKind, write: Callable[[BinaryIO], object]
     ) -> tuple[Path, str, str]:
-        """Create a new empty file `prefix_00001.ext` (the next free counter) and return its path,
-        subfolder and file name. Never overwrites: the file is created exclusively."""
+        """Save a new file `prefix_00001.ext` (the next free counter) and return its path, subfolder
+        and file name. `write` fills an open binary file; only once it has finished is the file
+        published under its name, which is never one that already exists. On any failure nothing is
+        left behind (no file under a counter name, no temporary file); a full disk raises
+        `DiskFullError`."""
+        target_dir, subfolder, stem = self._output_folder(prefix, extension, kind)
+        temporary = _temporary_in(target_dir)
+        try:
+            with temporary.open("xb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())  # the data is on disk before any name points at it
+            path = _publish(temporary, target_dir, stem, extension)
+        except OSError as error:
+            if error.errno in DISK_FULL_ERRNOS:
+                shown = f"{subfolder}/{stem}" if subfolder else stem
+                raise DiskFullError(
+                    f"the {kind} disk is full while saving {shown}_#####{extension}: free some space "
+                    f"in {self.folder(kind)} and run it again"
+                ) from None
+            raise
+        finally:
+            temporary.unlink(missing_ok=True)
+        return path, subfolder, path.name
+
+    def _output_folder(self, prefix: str, extension: str, kind: FolderKind) -> tuple[Path, str, str]:
+        """The folder a prefix such as `renders/cat` saves into (made if missing, refused if it
+        would leave the folder of `kind`), its subfolder name and the file name's stem."""
         relative = check_relative_name(prefix or "depthgraph", "filename prefix")
+        check_name_length(f"{relative.name}_00000{extension}", "filename prefix")
         folder = self.folder(kind).resolve()
         subfolder = relative.parent.as_posix() if relative.parent != PurePosixPath(".") else ""
         target_dir = self.resolve(kind, "", subfolder) if subfolder else folder
         target_dir.mkdir(parents=True, exist_ok=True)
         if target_dir != folder and folder not in target_dir.resolve().parents:
             raise UnsafePathError(f"filename prefix {prefix!r} leads outside the {kind} folder")
-        stem = relative.name
-        pattern = re.compile(rf"^{re.escape(stem)}_(\d+){re.escape(extension)}$")
-        counters = [int(m.group(1)) for p in target_dir.iterdir() if (m := pattern.match(p.name))]
-        counter = max(counters, default=0) + 1
-        while True:
-            filename = f"{stem}_{counter:05d}{extension}"
-            path = target_dir / filename
-            try:
-                with path.open("xb"):
-                    pass
-            except FileExistsError:
-                counter += 1
-                continue
-            return path, subfolder, filename
+        return target_dir, subfolder, relative.name
 
     def save_upload(
         self, kind: FolderKind, filename: str, subfolder: str, data: bytes, overwrite: bool
     ) -> str:
         """Save uploaded bytes as `subfolder/filename` and return the name used. A same-named file
         with the same bytes is reused (deduplicated by content); one with other bytes is kept and the
-        upload gets a new name ("photo (1).png"). The file appears whole or not at all."""
+        upload gets a new name ("photo (1).png"). The file appears whole or not at all; a full disk
+        raises `DiskFullError`."""
+        try:
+            return self._save_upload(kind, filename, subfolder, data, overwrite)
+        except OSError as error:
+            if error.errno in DISK_FULL_ERRNOS:
+                raise DiskFullError(
+                    f"the {kind} disk is full while saving the upload {filename!r}: free some space "
+                    f"in {self.folder(kind)} and upload it again"
+                ) from None
+            raise
+
+    def _save_upload(
+        self, kind: FolderKind, filename: str, subfolder: str, data: bytes, overwrite: bool
+    ) -> str:
         path = self.resolve(kind, filename, subfolder)
         path.parent.mkdir(parents=True, exist_ok=True)
         if overwrite:
-            temporary = _partial(path)
-            temporary.write_bytes(data)
-            temporary.replace(path)
+            if path.is_dir():
+                raise UnsafePathError(
+                    f"{filename!r} is a folder in the {kind} folder; upload the file under another name"
+                )
+            temporary = _temporary_in(path.parent)
+            try:
+                temporary.write_bytes(data)
+                temporary.replace(path)
+            finally:
+                temporary.unlink(missing_ok=True)
             return path.name
         digest = hashlib.sha256(data).digest()
         stem, suffix = Path(filename).stem, Path(filename).suffix
         counter = 1
         while not create_whole(path, data):  # taken (even by a writer racing this one)
-            if hashlib.sha256(path.read_bytes()).digest() == digest:
+            if path.is_file() and hashlib.sha256(path.read_bytes()).digest() == digest:
                 return path.name
-            path = path.with_name(f"{stem} ({counter}){suffix}")
+            path = path.with_name(f"{stem} ({counter}){suffix}")  # a folder or other bytes hold it
+            check_name_length(path.name)
             counter += 1
         return path.name
 
 
-def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+def _temporary_in(folder: Path) -> Path:
+    """A hidden name for a file being written, never one of a counter or an upload."""
+    return folder / f".{uuid.uuid4().hex}.part"
+
+
+def _publish(temporary: Path, folder: Path, stem: str, extension: str) -> Path:
+    """Give the finished file `temporary` the next free name `stem_00001.ext` in `folder`, never
+    replacing a file: a hard link fails on a taken name (then the next counter is tried)."""
+    pattern = re.compile(rf"^{re.escape(stem)}_(\d+){re.escape(extension)}$")
+    counters = [int(match.group(1)) for path in folder.iterdir() if (match := pattern.match(path.name))]
+    counter = max(counters, default=0) + 1
+    while True:
+        path = folder / f"{stem}_{counter:05d}{extension}"
+        try:
+            _link_or_move(temporary, path)
+        except FileExistsError:
+            counter += 1
+            continue
+        return path
+
+
+def _link_or_move(temporary: Path, path: Path) -> None:
+    """Make the finished `temporary` appear as `path`, raising FileExistsError if the name is taken."""
+    try:
+        os.link(temporary, path)
+        return
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno in DISK_FULL_ERRNOS:
+            raise
+    # A file system without hard links: claim the name exclusively, then move the file onto it.
+    with path.open("xb"):
+        pass
+    try:
+        temporary.replace(path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def create_whole(path: Path, data: bytes) -> bool:
     """Create `path` with `data` if no file has that name yet, whole or not at all (a hard link of a
     finished file never replaces one); False if the name is taken."""
-    partial = _partial(path)
-    partial.write_bytes(data)
+    partial = _temporary_in(path.parent)
     try:
-        os.link(partial, path)
+        partial.write_bytes(data)
+        _link_or_move(partial, path)
     except FileExistsError:
         return False
-    except OSError:  # a file system without hard links: create exclusively, then write
-        try:
-            with path.open("xb") as handle:
-                handle.write(data)
-        except FileExistsError:
-            return False
     finally:
         partial.unlink(missing_ok=True)
     return True

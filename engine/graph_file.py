@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.migrations import FORMAT_VERSION, MigrationError, migrate
-from engine.png_text import PngTextError, read_png_text
+from engine.png_text import DEFAULT_MAX_TEXT_BYTES, PngTextError, read_png_text
 
 FORMAT_NAME = "depthgraph"
 GraphKind = Literal["api", "depthgraph"]
@@ -142,11 +142,11 @@ def _depthgraph_document(data: dict[str, Any], source: str) -> GraphDocument:
     )
 
 
-def graph_from_png(data: bytes, source: str) -> GraphDocument:
+def graph_from_png(data: bytes, source: str, max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES) -> GraphDocument:
     """The graph SaveImage embedded in a PNG: its editor form ("workflow") if present, else its API
-    form ("prompt")."""
+    form ("prompt"). Text chunks over `max_text_bytes` (decompressed) are refused unread."""
     try:
-        texts = read_png_text(data)
+        texts = read_png_text(data, max_text_bytes)
     except PngTextError as error:
         raise GraphFileError(f"{source} cannot be read: {error}") from None
     for key in ("workflow", "prompt"):

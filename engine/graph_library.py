@@ -7,6 +7,7 @@ workflow of a ComfyUI-style tool (converted here, its node positions kept as the
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,12 +23,14 @@ from engine.graph_file import (
     new_document,
     read_json,
 )
+from engine.png_text import DEFAULT_MAX_TEXT_BYTES
 from engine.registry import NodeRegistry
 from engine.workflow_convert import WorkflowError, workflow_to_prompt
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Library names are plain file names: no folders, no hidden files, nothing a path could hide in.
-LIBRARY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.json$")
+# Library names are plain file names: no folders, no hidden files, nothing a path could hide in, and
+# short enough for any file system (a longer name is no file the library can hold).
+LIBRARY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.json$")
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,14 @@ def read_library_graph(folder: Path, name: str) -> GraphDocument:
     return as_depthgraph(load_graph(path), path.stem)
 
 
-def read_dropped_graph(data: bytes, filename: str, registry: NodeRegistry) -> GraphDocument:
-    """The graph in a file the user dropped or picked: JSON (any of the forms above) or a PNG."""
+def read_dropped_graph(
+    data: bytes, filename: str, registry: NodeRegistry, max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES
+) -> GraphDocument:
+    """The graph in a file the user dropped or picked: JSON (any of the forms above) or a PNG (whose
+    text chunks may hold at most `max_text_bytes`, decompressed)."""
     source = filename or "the file"
     if data.startswith(PNG_SIGNATURE):
-        return as_depthgraph(graph_from_png(data, source), Path(filename).stem)
+        return as_depthgraph(graph_from_png(data, source, max_text_bytes), Path(filename).stem)
     try:
         parsed = read_json(data.decode("utf-8-sig"), source)
     except UnicodeDecodeError:
@@ -114,9 +120,21 @@ def as_depthgraph(document: GraphDocument, title: str = "") -> GraphDocument:
 
 
 def _pair(value: Any) -> list[float] | None:
-    """An editor's point or size: `[x, y]`, or `{"0": x, "1": y}` as some editors write typed arrays."""
+    """An editor's point or size: `[x, y]`, or `{"0": x, "1": y}` as some editors write typed arrays;
+    None for anything else (a place that is not two finite numbers is dropped, the node kept)."""
     if isinstance(value, Mapping):
         value = [value.get("0"), value.get("1")]
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        return [float(v) for v in value]
-    return None
+    if not (isinstance(value, list) and len(value) == 2):
+        return None
+    pair = []
+    for number in value:
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            return None
+        try:
+            number = float(number)
+        except OverflowError:  # a whole number past any float
+            return None
+        if not math.isfinite(number):
+            return None
+        pair.append(number)
+    return pair

@@ -43,6 +43,11 @@ OptionsSource = Sequence[str] | Callable[["FileStore"], Sequence[str]]
 # For dynamic choices: what to tell a user whose value is not there (where it was looked for, what to do).
 MissingHint = Callable[["FileStore", str], str]
 Fingerprint = Callable[[Mapping[str, Any], "FileStore"], str]
+# A typed-in value's own rule, checked at validation after its type and bounds: what is wrong, or None.
+ValueCheck = Callable[[Any, "FileStore"], str | None]
+# How many pixels (width × height × batch) the node's largest output, or anything larger it makes on
+# the way, will have, given its inputs by name; None when it cannot tell yet. See `node`.
+OutputSize = Callable[[Mapping[str, Any]], int | None]
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class InputSpec:
     # A lazy socket is not computed before its node runs: the node gets a `SubChain` and runs the
     # chain behind the link itself, as often as it needs, with some constants changed (a sweep).
     lazy: bool = False
+    check: ValueCheck | None = None
 
     @property
     def is_widget(self) -> bool:
@@ -119,9 +125,23 @@ class Input:
 
     @staticmethod
     def string(
-        name: str, default: str = "", *, multiline: bool = False, optional: bool = False, tooltip: str = ""
+        name: str,
+        default: str = "",
+        *,
+        multiline: bool = False,
+        optional: bool = False,
+        tooltip: str = "",
+        check: ValueCheck | None = None,
     ) -> InputSpec:
-        return InputSpec(name, STRING, not optional, default, multiline=multiline, tooltip=tooltip)
+        return InputSpec(
+            name, STRING, not optional, default, multiline=multiline, tooltip=tooltip, check=check
+        )
+
+    @staticmethod
+    def filename_prefix(name: str, default: str, *, tooltip: str = "") -> InputSpec:
+        """Where a saving node writes: a file name start, maybe with subfolders, inside the output
+        folder; a prefix that would leave it is refused at validation."""
+        return Input.string(name, default, tooltip=tooltip, check=inside_output_folder)
 
     @staticmethod
     def boolean(name: str, default: bool, *, optional: bool = False, tooltip: str = "") -> InputSpec:
@@ -150,6 +170,31 @@ class Input:
             tooltip=tooltip,
             missing_hint=missing_hint,
         )
+
+
+def inside_output_folder(prefix: Any, files: FileStore) -> str | None:
+    """Why files named `prefix_00001.png` could not be saved inside the output folder (`..`, an
+    absolute path, a drive, a NUL byte, a name too long, a subfolder that is a symlink leading out),
+    or None: the rules saving applies, checked before anything runs."""
+    from engine.coercion import shown
+    from engine.files import UnsafePathError, check_relative_name
+
+    fix = "a prefix names files inside the output folder, e.g. renders/cat"
+    try:
+        relative = check_relative_name(prefix or "depthgraph", "filename prefix")
+    except UnsafePathError as error:
+        return f"{error}; {fix}"
+    if not relative.parent.parts:
+        return None
+    subfolder = relative.parent.as_posix()
+    try:
+        files.resolve("output", "", subfolder)
+    except UnsafePathError:
+        where = f"through a symlink in {shown(subfolder)}"
+        return f"filename prefix {shown(prefix)} leads outside the output folder {where}; {fix}"
+    except (OSError, RuntimeError) as error:  # a path the system cannot resolve (too long, a symlink loop)
+        return f"filename prefix {shown(prefix)} cannot be used as a path ({error}); {fix}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -191,6 +236,8 @@ class NodeDefinition:
     fingerprint: Fingerprint | None = None
     module: str = ""
     wants_context: bool = False
+    # How big its output will be, for nodes that make or enlarge images, masks, depth maps or latents.
+    output_size: OutputSize | None = None
     inputs_by_name: Mapping[str, InputSpec] = field(default_factory=dict, compare=False, repr=False)
     lazy_inputs: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -213,10 +260,19 @@ def node(
     version: int = 1,
     output_node: bool = False,
     fingerprint: Fingerprint | None = None,
+    output_size: OutputSize | None = None,
 ) -> Callable[[Callable[..., Any]], NodeDefinition]:
     """Declare a node. The function receives the inputs as keyword arguments (and `context`, a
     `NodeContext`, if it has a parameter of that name) and returns a tuple with one value per output,
-    or a `NodeOutput` when it also has something to show."""
+    or a `NodeOutput` when it also has something to show.
+
+    A node that makes or enlarges images, masks, depth maps or latents declares `output_size`: given
+    its inputs by name, the pixels (width × height × batch; a latent counts at the size of its image)
+    of the largest thing it will make, or None when it cannot tell. Validation calls it with the
+    typed-in constants only (a linked input is missing: reading it raises KeyError, which counts as
+    "cannot tell"; a count it can only bound from below, such as an unknown batch taken as 1, is fine),
+    and the scheduler calls it again with the real values just before the node runs. Beyond the
+    `max_output_pixels` setting the node is refused, before anything is allocated."""
 
     def declare(function: Callable[..., Any]) -> NodeDefinition:
         parameters = inspect.signature(function).parameters
@@ -233,6 +289,7 @@ def node(
             fingerprint=fingerprint,
             module=function.__module__,
             wants_context="context" in parameters,
+            output_size=output_size,
         )
 
     return declare

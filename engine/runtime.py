@@ -9,10 +9,10 @@ from typing import Any
 
 from engine.cache import ResultCache
 from engine.config import Settings
-from engine.context import Limits
 from engine.devices import resolve_device
 from engine.events import Listener
 from engine.files import FileStore
+from engine.limits import Limits
 from engine.models.manager import ModelManager
 from engine.plugins import PackReport, load_node_packs
 from engine.registry import NodeRegistry
@@ -49,11 +49,13 @@ class Engine:
         self.cache.allowance = lambda device: (
             residency.cache_allowance() if device == residency.device_type else None
         )
-        limits = Limits(max_grid_cells=self.settings.max_grid_cells)
-        self.executor = Executor(self.cache, self.files, self.device, self.models, limits)
+        self.limits = Limits(
+            max_grid_cells=self.settings.max_grid_cells, max_output_pixels=self.settings.max_output_pixels
+        )
+        self.executor = Executor(self.cache, self.files, self.device, self.models, self.limits)
 
     def validate(self, prompt: Any, targets: Iterable[str] | None = None) -> Validation:
-        return validate(prompt, self.registry, self.files, targets)
+        return validate(prompt, self.registry, self.files, targets, self.limits)
 
     def run(
         self,

@@ -21,7 +21,9 @@ planned the same way against the same cache, so what the values share runs once;
 once in the result, as executed if it ran at all.
 
 Everything is a loop over lists (no recursion), so a chain of 100,000 nodes runs like a chain of three.
-An interrupt is honoured before every node and whenever a node reports progress.
+An interrupt is honoured before every node and whenever a node reports progress. Just before a node
+runs, the size it declares for its output is checked against the budget with its real inputs
+(engine.limits): a node that would make too much fails before it allocates anything.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.cache import CachedResult, ResultCache
-from engine.context import Interrupted, Limits, NodeContext
+from engine.context import Interrupted, NodeContext
 from engine.events import (
     Listener,
     NodeExecuted,
@@ -52,6 +54,7 @@ from engine.events import (
 from engine.files import FileStore
 from engine.gc_pause import gc_paused
 from engine.graph import ExecutableGraph, GraphNode, Link
+from engine.limits import Limits, check_output_size
 from engine.models.manager import ModelManager
 from engine.registry import NodeOutput
 from engine.signatures import FingerprintError, compute_signatures, inherited_signatures
@@ -309,6 +312,7 @@ class Executor:
                 kwargs[name] = SubChain(graph, link, self.files, self._runner(graph, signatures, run))
             else:
                 kwargs[name] = values[signatures[link.source]][link.output]
+        check_output_size(definition, kwargs, self.limits)
         if definition.wants_context:
             kwargs["context"] = self._context(graph_node, graph, run)
         returned = definition.function(**kwargs)

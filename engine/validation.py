@@ -3,7 +3,8 @@
 `validate` collects every problem at once — each with node id, input name, a code and a message that
 says what to do — and, when there are none, returns the `ExecutableGraph` the scheduler runs: only
 the nodes the outputs (or the named targets) need, with constants coerced to their declared types
-and the defaults of omitted widgets filled in.
+and the defaults of omitted widgets filled in. Whatever arrives, it answers with issues and never
+raises; its work grows linearly with the size of the prompt, loops included.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-import networkx as nx
-
-from engine.coercion import NotCoercibleError, coerce, expected
+from engine.coercion import WHOLE_NUMBER_MAX, WHOLE_NUMBER_MIN, NotCoercibleError, coerce, expected, shown
 from engine.files import FileStore
 from engine.gc_pause import gc_paused
 from engine.graph import ExecutableGraph, GraphNode, Link
-from engine.registry import ANY, COMBO, InputSpec, NodeRegistry
+from engine.limits import Limits, declared_output_pixels
+from engine.registry import ANY, COMBO, INT, InputSpec, NodeRegistry
 
 
 class Code(str, Enum):
@@ -35,8 +35,10 @@ class Code(str, Enum):
     VALUE_SMALLER_THAN_MIN = "value_smaller_than_min"
     VALUE_BIGGER_THAN_MAX = "value_bigger_than_max"
     VALUE_NOT_IN_LIST = "value_not_in_list"
+    CUSTOM_VALIDATION_FAILED = "custom_validation_failed"  # an input's own rule (e.g. where files go)
     DEPENDENCY_CYCLE = "dependency_cycle"
     PROMPT_NO_OUTPUTS = "prompt_no_outputs"
+    OUTPUT_TOO_LARGE = "output_too_large"  # beyond max_output_pixels (see engine.limits)
 
 
 @dataclass(frozen=True)
@@ -107,14 +109,16 @@ def validate(
     registry: NodeRegistry,
     files: FileStore | None = None,
     targets: Iterable[str] | None = None,
+    limits: Limits | None = None,
 ) -> Validation:
-    """Check `prompt` against the node types in `registry`; see the module docstring."""
+    """Check `prompt` against the node types in `registry` (and the output sizes its constants ask
+    for against `limits`, the defaults if not given); see the module docstring."""
     with gc_paused():
-        return _validate(prompt, registry, files or FileStore(), targets)
+        return _validate(prompt, registry, files or FileStore(), targets, limits or Limits())
 
 
 def _validate(
-    prompt: Any, registry: NodeRegistry, files: FileStore, targets: Iterable[str] | None
+    prompt: Any, registry: NodeRegistry, files: FileStore, targets: Iterable[str] | None, limits: Limits
 ) -> Validation:
     issues: list[ValidationIssue] = []
     if not isinstance(prompt, Mapping) or not prompt:
@@ -128,11 +132,17 @@ def _validate(
 
     # Which nodes must run: the targets (or every output node) and their ancestors.
     if targets is not None:
-        wanted = [str(target) for target in targets]
-        for target in wanted:
-            if target not in nodes and target not in unread:
-                message = f"target node {target} is not in the graph"
-                issues.append(ValidationIssue(Code.INVALID_PROMPT, message, target))
+        wanted = []
+        for target in targets:
+            target_id = _id_text(target)
+            if target_id is None:
+                message = f"a target is a node id, got {shown(target)}"
+                issues.append(ValidationIssue(Code.INVALID_PROMPT, message))
+            elif target_id not in nodes and target_id not in unread:
+                message = f"target node {_id_shown(target_id)} is not in the graph"
+                issues.append(ValidationIssue(Code.INVALID_PROMPT, message, target_id))
+            else:
+                wanted.append(target_id)
         wanted = [target for target in wanted if target in nodes]
     else:
         wanted = [node_id for node_id, graph_node in nodes.items() if graph_node.definition.output_node]
@@ -142,7 +152,10 @@ def _validate(
 
     needed = [node_id for node_id in _ancestors(wanted, raw_inputs) if node_id in nodes]
     for node_id in needed:
+        known = len(issues)
         _check_inputs(nodes[node_id], raw_inputs[node_id], unread, nodes, files, issues)
+        if len(issues) == known:
+            _check_output_size(nodes[node_id], limits, issues)
 
     order = _topological_order(needed, nodes, issues)
     if issues or order is None:
@@ -158,7 +171,11 @@ def _read_nodes(
     raw_inputs: dict[str, Mapping[str, Any]] = {}
     nodes: dict[str, GraphNode] = {}
     for raw_id, entry in prompt.items():
-        node_id = raw_id if type(raw_id) is str else str(raw_id)
+        node_id = raw_id if type(raw_id) is str else _id_text(raw_id)
+        if node_id is None:
+            message = f"node ids are text or whole numbers, got {shown(raw_id)}"
+            issues.append(ValidationIssue(Code.INVALID_PROMPT, message))
+            continue
         if type(entry) is not dict and not isinstance(entry, Mapping):
             issues.append(ValidationIssue(Code.INVALID_PROMPT, "node entry is not an object", node_id))
             continue
@@ -186,6 +203,21 @@ def _read_nodes(
     return raw_inputs, nodes
 
 
+def _id_text(value: Any) -> str | None:
+    """A node id as text: text as it is, a whole number written out (a Python caller may number its
+    nodes); None for anything else, or a number too long to be an id."""
+    if type(value) is str:
+        return value
+    if type(value) is int and value.bit_length() <= 64:
+        return str(value)
+    return None
+
+
+def _id_shown(node_id: str) -> str:
+    """A node id as messages show it: as it is, unless it is too long to read."""
+    return node_id if len(node_id) <= 64 else shown(node_id)
+
+
 def _ancestors(wanted: Sequence[str], raw_inputs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """`wanted` and every known node they read from, iteratively (graphs may be very deep)."""
     seen = set(wanted)
@@ -194,8 +226,8 @@ def _ancestors(wanted: Sequence[str], raw_inputs: Mapping[str, Mapping[str, Any]
     while stack:
         for value in raw_inputs[stack.pop()].values():
             if type(value) is list and len(value) == 2:
-                source = str(value[0])
-                if source not in seen and source in raw_inputs:
+                source = _id_text(value[0])
+                if source is not None and source not in seen and source in raw_inputs:
                     seen.add(source)
                     found.append(source)
                     stack.append(source)
@@ -248,19 +280,19 @@ def _check_link(
     unread: Collection[str],
     nodes: Mapping[str, GraphNode],
 ) -> tuple[Code, str] | None:
-    if len(value) != 2 or type(value[1]) is not int or type(value[0]) not in (str, int):
-        return Code.BAD_LINKED_INPUT, f"a link is [node id, output index], got {value!r}"
-    source_id = value[0] if type(value[0]) is str else str(value[0])
+    source_id = _id_text(value[0]) if len(value) == 2 else None
+    if source_id is None or type(value[1]) is not int:
+        return Code.BAD_LINKED_INPUT, f"a link is [node id, output index], got {shown(value)}"
     link = tuple.__new__(Link, (source_id, value[1]))  # Link(...) without NamedTuple's slower __new__
     source = nodes.get(link.source)
     if source is None:
         if link.source in unread:
             return None  # the source node has its own issue already
-        return Code.BAD_LINKED_INPUT, f"links to node {link.source}, which is not in the graph"
+        return Code.BAD_LINKED_INPUT, f"links to node {_id_shown(link.source)}, which is not in the graph"
     outputs = source.definition.outputs
     if not 0 <= link.output < len(outputs):
         return Code.BAD_LINKED_INPUT, (
-            f"links to output {link.output} of node {link.source} ({source.class_type}), "
+            f"links to output {shown(link.output)} of node {link.source} ({source.class_type}), "
             f"which has {len(outputs)} output(s)"
         )
     produced = outputs[link.output].type
@@ -292,15 +324,24 @@ class ConstantError(ValueError):
 
 
 def checked_constant(spec: InputSpec, value: Any, files: FileStore) -> Any:
-    """`value` read as the input's type and checked against its bounds and choices, or `ConstantError`."""
+    """`value` read as the input's type and checked against its bounds, its choices and its own rule,
+    or `ConstantError`. Whole numbers stay within 64 bits where the input declares no bounds."""
     try:
         coerced = coerce(spec.type, value)
     except NotCoercibleError:
-        raise ConstantError(Code.INVALID_INPUT_TYPE, f"{value!r} is not {expected(spec.type)}") from None
-    if spec.min is not None and coerced < spec.min:
-        raise ConstantError(Code.VALUE_SMALLER_THAN_MIN, f"{coerced} is below the minimum {spec.min}")
-    if spec.max is not None and coerced > spec.max:
-        raise ConstantError(Code.VALUE_BIGGER_THAN_MAX, f"{coerced} is above the maximum {spec.max}")
+        raise ConstantError(Code.INVALID_INPUT_TYPE, f"{shown(value)} is not {expected(spec.type)}") from None
+    low, high = spec.min, spec.max
+    if spec.type == INT:
+        low = WHOLE_NUMBER_MIN if low is None else low
+        high = WHOLE_NUMBER_MAX if high is None else high
+    if low is not None and coerced < low:
+        raise ConstantError(Code.VALUE_SMALLER_THAN_MIN, f"{shown(coerced)} is below the minimum {low}")
+    if high is not None and coerced > high:
+        raise ConstantError(Code.VALUE_BIGGER_THAN_MAX, f"{shown(coerced)} is above the maximum {high}")
+    if spec.check is not None:
+        problem = spec.check(coerced, files)
+        if problem is not None:
+            raise ConstantError(Code.CUSTOM_VALIDATION_FAILED, problem)
     if spec.type == COMBO:
         choices = spec.choices(files)
         if coerced not in choices:
@@ -308,14 +349,28 @@ def checked_constant(spec: InputSpec, value: Any, files: FileStore) -> Any:
                 raise ConstantError(Code.VALUE_NOT_IN_LIST, spec.missing_hint(files, coerced))
             if not choices:
                 raise ConstantError(
-                    Code.VALUE_NOT_IN_LIST, f"{coerced!r} is not available: there are no choices"
+                    Code.VALUE_NOT_IN_LIST, f"{shown(coerced)} is not available: there are no choices"
                 )
-            shown = ", ".join(repr(choice) for choice in list(choices)[:12])
+            listed = ", ".join(repr(choice) for choice in list(choices)[:12])
             more = ", ..." if len(choices) > 12 else ""
             raise ConstantError(
-                Code.VALUE_NOT_IN_LIST, f"{coerced!r} is not one of the choices [{shown}{more}]"
+                Code.VALUE_NOT_IN_LIST, f"{shown(coerced)} is not one of the choices [{listed}{more}]"
             )
     return coerced
+
+
+def _check_output_size(graph_node: GraphNode, limits: Limits, issues: list[ValidationIssue]) -> None:
+    """Refuse a node whose constants alone ask for an output beyond the budget (see engine.limits)."""
+    if graph_node.definition.output_size is None:
+        return
+    try:
+        pixels = declared_output_pixels(graph_node.definition, graph_node.constants)
+    except Exception:  # a declaration that cannot read these constants: the run-time check decides
+        return
+    problem = limits.output_problem(pixels)
+    if problem is not None:
+        issue = ValidationIssue(Code.OUTPUT_TOO_LARGE, problem, graph_node.node_id, graph_node.class_type)
+        issues.append(issue)
 
 
 def _topological_order(
@@ -358,15 +413,43 @@ def _topological_order(
                 heapq.heappush(ready, (position[reader], reader))
     if len(order) == len(needed):
         return order
-    # Some nodes wait on each other: let networkx name one cycle among them.
-    stuck = [node_id for node_id in needed if waiting[node_id] > 0]
-    graph = nx.DiGraph()
-    graph.add_edges_from(
-        (link.source, node_id) for node_id in stuck for link in nodes[node_id].links.values()
-    )
-    cycle = [source for source, _ in nx.find_cycle(graph.subgraph(stuck))]
-    path = " -> ".join([*cycle, cycle[0]])
+    cycle = _one_cycle({node_id for node_id in needed if waiting[node_id] > 0}, nodes, position)
+    message = f"the graph loops back on itself ({_loop_text(cycle)}); remove one of these links"
     for node_id in cycle:
-        message = f"the graph loops back on itself ({path}); remove one of these links"
         issues.append(ValidationIssue(Code.DEPENDENCY_CYCLE, message, node_id, nodes[node_id].class_type))
     return None
+
+
+LOOP_SHOWN = 12  # nodes of a loop named in its message; a longer loop is shortened in the middle
+
+
+def _loop_text(cycle: Sequence[str]) -> str:
+    """ "a -> b -> a"; a long loop names its first and last nodes only, so that each of its nodes'
+    messages stays short (every node on it gets one)."""
+    if len(cycle) <= LOOP_SHOWN:
+        names = [_id_shown(node_id) for node_id in cycle]
+    else:
+        half = LOOP_SHOWN // 2
+        hidden = f"... ({len(cycle) - 2 * half:,} more)"
+        names = [*map(_id_shown, cycle[:half]), hidden, *map(_id_shown, cycle[-half:])]
+    return " -> ".join([*names, names[0]])
+
+
+def _one_cycle(stuck: set[str], nodes: Mapping[str, GraphNode], position: Mapping[str, int]) -> list[str]:
+    """One loop among the nodes Kahn's algorithm could not order, in link order (each node feeds the
+    next, the last feeds the first), starting at the one listed first in the file.
+
+    Every stuck node waits on a source that is stuck too: on a loop, or downstream of one. So walking
+    back from any of them, always to a stuck source, must come round to a node already walked; the
+    nodes since its first visit are a loop. Each node is walked and its links read at most once.
+    """
+    walked: dict[str, int] = {}  # node id -> its place in `path`
+    path: list[str] = []
+    node_id = min(stuck, key=position.__getitem__)
+    while node_id not in walked:
+        walked[node_id] = len(path)
+        path.append(node_id)
+        node_id = next(link.source for link in nodes[node_id].links.values() if link.source in stuck)
+    cycle = path[walked[node_id] :][::-1]  # walked against the links: reversed, it follows them
+    first = min(range(len(cycle)), key=lambda index: position[cycle[index]])
+    return cycle[first:] + cycle[:first]

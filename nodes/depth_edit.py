@@ -9,7 +9,7 @@ import torch
 from engine.context import NodeContext
 from engine.registry import Input, Output, node
 from engine.sockets import DEPTH, IMAGE, MASK
-from nodes import depth_ops
+from nodes import depth_ops, output_sizes
 from nodes.spatial import match_batch
 
 POSITION_TOOLTIP = "on the normalised map: 0 = farthest, 1 = nearest"
@@ -130,6 +130,7 @@ def depth_blur(depth: torch.Tensor, method: str, radius: int) -> tuple[torch.Ten
         ),
     ],
     outputs=[Output(DEPTH)],
+    output_size=output_sizes.depth_match_image,
 )
 def depth_match_image(depth: torch.Tensor, image: torch.Tensor, method: str) -> tuple[torch.Tensor]:
     resized = depth_ops.match_depth_size(depth, image.shape[1], image.shape[2], method)
@@ -160,6 +161,7 @@ def depth_match_image(depth: torch.Tensor, image: torch.Tensor, method: str) -> 
         Input.socket("mask", MASK, optional=True, tooltip="where depth_b shows through (mode masked)"),
     ],
     outputs=[Output(DEPTH)],
+    output_size=output_sizes.depth_blend,
 )
 def depth_blend(
     depth_a: torch.Tensor,

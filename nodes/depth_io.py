@@ -13,6 +13,7 @@ must be one channel, and a colour picture of depth cannot be turned back into de
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -307,7 +308,7 @@ def _entry(subfolder: str, filename: str) -> dict[str, str]:
     "overwriting).",
     inputs=[
         Input.socket("depth", DEPTH),
-        Input.string(
+        Input.filename_prefix(
             "filename_prefix",
             "depth",
             tooltip="file name start; may include a subfolder of the output folder, e.g. depth/cat",
@@ -330,13 +331,13 @@ def save_depth(
     arrays: list[dict[str, str]] = []
     for index, depth_map in enumerate(maps):
         if format in ("16-bit PNG", "16-bit PNG + .npy"):
-            path, subfolder, filename = context.files.reserve_output(filename_prefix, ".png", "output")
-            Image.fromarray(depth_to_uint16(depth_map, convention)).save(path, pnginfo=metadata)
+            picture = Image.fromarray(depth_to_uint16(depth_map, convention))
+            write_png = partial(picture.save, format="PNG", pnginfo=metadata)
+            _, subfolder, filename = context.files.write_output(filename_prefix, ".png", "output", write_png)
             pictures.append(_entry(subfolder, filename))
         if format in (".npy", "16-bit PNG + .npy"):
-            path, subfolder, filename = context.files.reserve_output(filename_prefix, ".npy", "output")
-            with path.open("wb") as handle:
-                np.save(handle, np.ascontiguousarray(depth_map))
+            write_npy = partial(np.save, arr=np.ascontiguousarray(depth_map))
+            _, subfolder, filename = context.files.write_output(filename_prefix, ".npy", "output", write_npy)
             arrays.append(_entry(subfolder, filename))
         context.progress(index + 1, len(maps))
     shown = {key: entries for key, entries in (("images", pictures), ("depth_files", arrays)) if entries}

@@ -10,6 +10,7 @@ swept input (loading, depth, text encoding, VAE encoding) runs once for the whol
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +19,12 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from engine.context import NodeContext
+from engine.limits import Limits, OutputTooLargeError
 from engine.registry import Input, Output, node
 from engine.sockets import GRID_LABELS, IMAGE
 from engine.subchain import SubChain
 from nodes.image_tensors import tensor_to_pil
+from nodes.output_sizes import image_dims
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ def sweep_images(
             if row is not None:
                 changes.setdefault(row[0], {})[row[1]] = row[2]
             results.append(images.evaluate(changes))
+            _check_sweep_size(results, cells, context.limits)
             context.progress(len(results), cells)
     per_cell = results[0].shape[0]
     if any(result.shape[0] != per_cell for result in results):
@@ -114,6 +118,17 @@ def sweep_images(
         per_cell=per_cell,
     )
     return torch.cat(_letterboxed(results)), labels
+
+
+def _check_sweep_size(results: list[torch.Tensor], cells: int, limits: Limits) -> None:
+    """Stop a sweep as soon as the cells run so far show that all of them, letterboxed to the largest,
+    would be more than the output budget: before the remaining cells run."""
+    per_cell = max(result.shape[0] for result in results)
+    height = max(result.shape[1] for result in results)
+    width = max(result.shape[2] for result in results)
+    problem = limits.output_problem(cells * per_cell * height * width)
+    if problem is not None:
+        raise OutputTooLargeError(f"{cells} cells of {width}×{height}: {problem}")
 
 
 def _letterboxed(cells: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -188,6 +203,17 @@ def draw_grid(
     return torch.from_numpy(array)[None].to(images.device)
 
 
+def _grid_size(inputs: Mapping[str, Any]) -> int | None:
+    """The sheet's pixels, at least: the cells and the gaps between them (labels add a little)."""
+    found = image_dims(inputs.get("images"))
+    if found is None:
+        return None
+    count, height, width = found
+    columns, rows = grid_layout(count, int(inputs["columns"]), inputs.get("labels"))
+    gap = int(inputs["gap"])
+    return (columns * (width + gap) + gap) * (rows * (height + gap) + gap)
+
+
 def _row_labels(labels: GridLabels | None) -> tuple[str, ...]:
     """A sweep's row labels; with several images per cell, each row of a cell's images numbered."""
     if labels is None:
@@ -213,6 +239,7 @@ def _row_labels(labels: GridLabels | None) -> tuple[str, ...]:
         Input.int("font_size", 0, min=0, max=256, tooltip="0: sized to the cells"),
     ],
     outputs=[Output(IMAGE)],
+    output_size=_grid_size,
 )
 def image_grid(
     images: torch.Tensor,

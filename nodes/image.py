@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -14,6 +15,7 @@ from engine.context import NodeContext
 from engine.files import FileStore, FolderKind
 from engine.registry import Fingerprint, Input, InputSpec, NodeOutput, Output, node
 from engine.sockets import IMAGE, MASK
+from nodes import output_sizes
 from nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
 from nodes.parameters import generation_parameters
 from nodes.spatial import fit_mask
@@ -83,8 +85,10 @@ def _save(
         metadata.add_text("parameters", parameters)
     saved = []
     for index, image in enumerate(images):
-        path, subfolder, filename = context.files.reserve_output(prefix, ".png", kind)
-        tensor_to_pil(image).save(path, pnginfo=metadata, compress_level=compress_level)
+        write = partial(
+            tensor_to_pil(image).save, format="PNG", pnginfo=metadata, compress_level=compress_level
+        )
+        _, subfolder, filename = context.files.write_output(prefix, ".png", kind, write)
         saved.append({"filename": filename, "subfolder": subfolder, "type": kind})
         context.progress(index + 1, len(images))
     return NodeOutput((), {"images": saved})
@@ -97,7 +101,7 @@ def _save(
     description="Saves images as PNG in the output folder (never overwriting), with the graph embedded.",
     inputs=[
         Input.socket("images", IMAGE),
-        Input.string(
+        Input.filename_prefix(
             "filename_prefix",
             "depthgraph",
             tooltip="file name start; may include a subfolder of the output folder, e.g. renders/cat",
@@ -178,6 +182,7 @@ def scale_image(image: torch.Tensor, width: int, height: int, method: str, crop:
         Input.combo("crop", ("disabled", "center")),
     ],
     outputs=[Output(IMAGE)],
+    output_size=output_sizes.image_scale,
 )
 def image_scale(
     image: torch.Tensor, upscale_method: str, width: int, height: int, crop: str
@@ -229,6 +234,7 @@ def fit_to_multiple(image: torch.Tensor, multiple: int, method: str) -> torch.Te
         Input.socket("mask", MASK, optional=True, tooltip="sized the same way, so it still fits the image"),
     ],
     outputs=[Output(IMAGE), Output(MASK)],
+    output_size=output_sizes.image_size_for_model,
 )
 def image_size_for_model(
     image: torch.Tensor, multiple: int, method: str, mask: torch.Tensor | None = None

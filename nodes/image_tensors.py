@@ -43,25 +43,40 @@ def resize_with_pillow(
     return torch.from_numpy(np.stack(resized)).to(images.device)
 
 
-def pixel_problem(name: str, height: int, width: int, max_pixels: int | None) -> str | None:
-    """Why a picture of this size is refused before it is decoded (no pixels, or too many), or None."""
+def pixel_problem(name: str, height: int, width: int, max_pixels: int | None, frames: int = 1) -> str | None:
+    """Why a picture of this size is refused before it is decoded (no pixels, or too many), or None.
+    An animation counts every frame: 120 frames of 1024² are 126 MP to decode."""
     if width == 0 or height == 0:
         return f"{name} is {width}×{height}: it has no pixels"
-    if max_pixels is not None and width * height > max_pixels:
+    if max_pixels is None or width * height * frames <= max_pixels:
+        return None
+    if frames > 1:
         return (
-            f"{name} is {width}×{height} ({width * height / 1e6:.0f} MP), more than the "
-            f"{max_pixels / 1e6:.0f} MP limit; scale it down or raise max_image_pixels (settings)"
+            f"{name} has {frames} frames of {width}×{height} ({width * height * frames / 1e6:.0f} MP in "
+            f"all), more than the {max_pixels / 1e6:.0f} MP limit; keep fewer frames, scale it down or "
+            "raise max_image_pixels (settings)"
         )
-    return None
+    return (
+        f"{name} is {width}×{height} ({width * height / 1e6:.0f} MP), more than the "
+        f"{max_pixels / 1e6:.0f} MP limit; scale it down or raise max_image_pixels (settings)"
+    )
+
+
+def bomb_problem(name: str, max_pixels: int | None) -> str:
+    """The message for a picture so large that Pillow refuses to open it (a decompression bomb)."""
+    limit = f"the {max_pixels / 1e6:.0f} MP limit" if max_pixels is not None else "what can be decoded"
+    return f"{name} has far more pixels than {limit}; scale it down or raise max_image_pixels (settings)"
 
 
 def read_image(path: Path, max_pixels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Read an image file: EXIF orientation applied, every frame of the first frame's size as a batch,
     and the mask from its alpha channel (transparent = 1, to regenerate; no alpha = all zeros).
-    Images with no pixels, or more than `max_pixels`, are refused before they are decoded."""
+    Images with no pixels, or more than `max_pixels` (all frames together), are refused before they
+    are decoded."""
     try:
         with Image.open(path) as opened:
-            problem = pixel_problem(path.name, opened.height, opened.width, max_pixels)
+            frames = getattr(opened, "n_frames", 1)  # from the header of PNG and WebP animations
+            problem = pixel_problem(path.name, opened.height, opened.width, max_pixels, frames)
             if problem:
                 raise ImageReadError(problem)
             images: list[np.ndarray] = []
@@ -81,6 +96,8 @@ def read_image(path: Path, max_pixels: int | None = None) -> tuple[torch.Tensor,
                 images.append(array)
     except ImageReadError:
         raise
+    except Image.DecompressionBombError:
+        raise ImageReadError(bomb_problem(path.name, max_pixels)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(
             f"{path.name} is not an image that can be read ({error}); use PNG, JPEG or WebP"

@@ -11,6 +11,7 @@ from engine.context import NodeContext
 from engine.models.manager import ModelHandle
 from engine.registry import Input, Output, node
 from engine.sockets import LATENT, MASK, MODEL
+from nodes import output_sizes
 from nodes.schedulers import SCHEDULERS, denoising_timesteps, make_scheduler
 from nodes.spatial import fit_mask, match_batch
 from nodes.vae import LATENT_SCALE
@@ -131,6 +132,7 @@ def repeat_latent(latent: dict[str, Any], amount: int) -> dict[str, Any]:
     description="Repeats encoded latents into a batch: one run, several images (one seed, different noise).",
     inputs=[Input.socket("samples", LATENT), Input.int("amount", 1, min=1, max=MAX_BATCH)],
     outputs=[Output(LATENT)],
+    output_size=output_sizes.repeat_latent_batch,
 )
 def repeat_latent_batch(samples: dict[str, Any], amount: int) -> tuple[dict[str, Any]]:
     return (repeat_latent(samples, amount),)

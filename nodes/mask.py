@@ -9,7 +9,7 @@ import torch
 from engine.context import NodeContext
 from engine.registry import Input, Output, node
 from engine.sockets import IMAGE, MASK
-from nodes import mask_ops
+from nodes import mask_ops, output_sizes
 from nodes.image import MAX_SIDE, input_file_hash, input_image_file
 from nodes.image_tensors import read_image
 
@@ -133,6 +133,7 @@ def _warn_if_off_destination(destination: torch.Tensor, x: int, y: int, context:
         ),
     ],
     outputs=[Output(MASK)],
+    output_size=output_sizes.mask_composite,
 )
 def mask_composite(
     destination: torch.Tensor, source: torch.Tensor, x: int, y: int, operation: str, context: NodeContext
@@ -191,6 +192,7 @@ def image_to_mask(image: torch.Tensor, channel: str) -> tuple[torch.Tensor]:
         Input.int("height", 512, min=1, max=MAX_SIDE),
     ],
     outputs=[Output(MASK)],
+    output_size=output_sizes.solid_mask,
 )
 def solid_mask(value: float, width: int, height: int) -> tuple[torch.Tensor]:
     return (torch.full((1, height, width), value, dtype=torch.float32),)
@@ -217,6 +219,7 @@ def solid_mask(value: float, width: int, height: int) -> tuple[torch.Tensor]:
         ),
     ],
     outputs=[Output(IMAGE)],
+    output_size=output_sizes.image_composite_masked,
 )
 def image_composite_masked(
     destination: torch.Tensor,

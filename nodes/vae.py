@@ -18,6 +18,7 @@ from engine.models.acceleration import tiling_for
 from engine.models.manager import ModelHandle
 from engine.registry import Input, Output, node
 from engine.sockets import IMAGE, LATENT, VAE
+from nodes import output_sizes
 
 LATENT_SCALE = 8  # SD2's VAE turns 8×8 pixels into one latent
 
@@ -114,6 +115,7 @@ def decode_latents(
     description="Decodes latents into an image.",
     inputs=[Input.socket("samples", LATENT), Input.socket("vae", VAE)],
     outputs=[Output(IMAGE)],
+    output_size=output_sizes.vae_decode,
 )
 def vae_decode(
     samples: dict[str, torch.Tensor], vae: ModelHandle, context: NodeContext

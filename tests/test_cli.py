@@ -236,6 +236,23 @@ def test_validate_json_gives_each_problem_as_data(depthgraph: Cli, workspace: Pa
     }
 
 
+def test_validate_names_a_loop_in_a_chain_of_10002_nodes(depthgraph: Cli, workspace: Path) -> None:
+    # Invert Image 1 reads node 2, which reads node 1; 10,000 more hang below them, then the output.
+    nodes: dict[str, Any] = {"1": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}}}
+    for index in range(2, 10_002):
+        nodes[str(index)] = {"class_type": "ImageInvert", "inputs": {"image": [str(index - 1), 0]}}
+    nodes["10002"] = {"class_type": "PreviewImage", "inputs": {"images": ["10001", 0]}}
+    write_graph(workspace / "graph.json", nodes)
+
+    outcome = depthgraph("validate", "graph.json")
+
+    assert outcome.code == 1
+    assert "graph.json is not valid (2 problem(s))" in outcome.stderr
+    message = "the graph loops back on itself (1 -> 2 -> 1); remove one of these links [dependency_cycle]"
+    assert f"node 1 (ImageInvert): {message}" in outcome.stderr
+    assert f"node 2 (ImageInvert): {message}" in outcome.stderr
+
+
 # malformed graph files
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,10 +100,9 @@ def receive_output(files: FileStore, shipped: ShippedFile) -> str:
     if match is None:  # another file has the name: "name (1).png", as uploads get
         return files.save_upload(shipped.kind, name, shipped.subfolder, shipped.data, overwrite=False)
     prefix = f"{shipped.subfolder}/{match['stem']}" if shipped.subfolder else match["stem"]
-    target, _, filename = files.reserve_output(prefix, match["suffix"], shipped.kind)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-    partial.write_bytes(shipped.data)
-    partial.replace(target)  # the name is ours (reserved empty): replacing it is safe
+    _, _, filename = files.write_output(
+        prefix, match["suffix"], shipped.kind, lambda handle: handle.write(shipped.data)
+    )
     return filename
 
 

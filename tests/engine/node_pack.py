@@ -1,5 +1,6 @@
 """A small torch-free node pack for engine tests: numbers, text, an output node, a failing node,
-a node that reports progress, a node that reads a file (with a fingerprint) and one that holds bytes.
+a node that reports progress, a node that reads a file (with a fingerprint), one that holds bytes,
+nodes that declare their output size and one that takes a filename prefix.
 
 `CALLS` counts how often each node function ran, so tests can say exactly what executed.
 """
@@ -218,6 +219,52 @@ def hold(previous: Holder | None = None) -> tuple[Holder]:
     holder = Holder(previous)
     HELD.append(weakref.ref(holder))
     return (holder,)
+
+
+def _canvas_size(inputs: Mapping[str, Any]) -> int:
+    return int(inputs["width"]) * int(inputs["height"])
+
+
+@node(
+    "Canvas",
+    category="test",
+    description="A picture's size (width, height), declared as width × height pixels.",
+    inputs=[Input.int("width", 8, min=1, max=10**6), Input.int("height", 8, min=1, max=10**6)],
+    outputs=[Output("PICTURE")],
+    output_size=_canvas_size,
+)
+def canvas(width: int, height: int) -> tuple[tuple[int, int]]:
+    CALLS["Canvas"] += 1
+    return ((width, height),)
+
+
+def _enlarged_size(inputs: Mapping[str, Any]) -> int:
+    width, height = inputs["picture"]
+    return width * height * int(inputs["factor"]) ** 2
+
+
+@node(
+    "Enlarge",
+    category="test",
+    description="A picture's size times a factor on each side.",
+    inputs=[Input.socket("picture", "PICTURE"), Input.int("factor", 2, min=1, max=1000)],
+    outputs=[Output("PICTURE")],
+    output_size=_enlarged_size,
+)
+def enlarge(picture: tuple[int, int], factor: int) -> tuple[tuple[int, int]]:
+    CALLS["Enlarge"] += 1
+    return ((picture[0] * factor, picture[1] * factor),)
+
+
+@node(
+    "SaveAs",
+    category="test",
+    description="Shows the file name start it was given (it writes nothing).",
+    inputs=[Input.socket("value", ANY), Input.filename_prefix("filename_prefix", "test")],
+    output_node=True,
+)
+def save_as(value: Any, filename_prefix: str) -> NodeOutput:
+    return NodeOutput((), {"prefix": [filename_prefix]})
 
 
 def make_registry() -> NodeRegistry:

@@ -1,14 +1,26 @@
-"""FileStore: every user-given name stays inside its folder, and outputs never overwrite."""
+"""FileStore: every user-given name stays inside its folder, and outputs never overwrite and appear
+whole or not at all."""
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
-from engine.files import FileStore, UnsafePathError, check_relative_name
+from engine.files import (
+    DiskFullError,
+    FileStore,
+    FolderKind,
+    NameTooLongError,
+    UnsafePathError,
+    check_relative_name,
+)
 
 
 @pytest.fixture
@@ -106,23 +118,47 @@ def test_a_missing_input_folder_lists_nothing(tmp_path: Path) -> None:
     assert FileStore(input_dir=tmp_path / "nowhere").list_inputs() == []
 
 
+def save(files: FileStore, prefix: str, data: bytes = b"finished", kind: FolderKind = "output") -> str:
+    """Save `data` as a new output and return the file name it got."""
+    return files.write_output(prefix, ".png", kind, lambda handle: handle.write(data))[2]
+
+
+def all_files(folder: Path) -> list[str]:
+    """Every file and folder under `folder`, hidden ones included, by relative name."""
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*"))
+
+
 def test_output_counters_count_up_from_one(files: FileStore) -> None:
-    names = [files.reserve_output("cat", ".png")[2] for _ in range(3)]
+    names = [save(files, "cat") for _ in range(3)]
 
     assert names == ["cat_00001.png", "cat_00002.png", "cat_00003.png"]
-    assert all((files.output_dir / name).is_file() for name in names)
+    assert all((files.output_dir / name).read_bytes() == b"finished" for name in names)
+    assert all_files(files.output_dir) == names  # no temporary file is left behind
 
 
-def test_reserving_never_overwrites_an_existing_file(files: FileStore) -> None:
+def test_saving_never_overwrites_an_existing_file(files: FileStore) -> None:
     files.output_dir.mkdir()
     existing = files.output_dir / "x_00001.png"
     existing.write_bytes(b"keep me")
 
-    path, subfolder, filename = files.reserve_output("x", ".png")
+    path, subfolder, filename = files.write_output("x", ".png", "output", lambda handle: handle.write(b"new"))
 
     assert existing.read_bytes() == b"keep me"
     assert (subfolder, filename) == ("", "x_00002.png")
-    assert path == files.output_dir.resolve() / "x_00002.png"
+    assert path == files.output_dir.resolve() / "x_00002.png" and path.read_bytes() == b"new"
+
+
+def test_a_name_taken_while_writing_is_skipped_not_overwritten(files: FileStore) -> None:
+    def write_while_another_saves(handle: BinaryIO) -> None:
+        (files.output_dir / "x_00001.png").write_bytes(b"the other one")
+        handle.write(b"mine")
+
+    files.output_dir.mkdir()
+    filename = files.write_output("x", ".png", "output", write_while_another_saves)[2]
+
+    assert filename == "x_00002.png"
+    assert (files.output_dir / "x_00001.png").read_bytes() == b"the other one"
+    assert (files.output_dir / "x_00002.png").read_bytes() == b"mine"
 
 
 def test_counting_continues_after_the_highest_existing_counter(files: FileStore) -> None:
@@ -130,11 +166,11 @@ def test_counting_continues_after_the_highest_existing_counter(files: FileStore)
     (files.output_dir / "x_00007.png").write_bytes(b"")
     (files.output_dir / "x_00099.jpg").write_bytes(b"")  # another extension does not count
 
-    assert files.reserve_output("x", ".png")[2] == "x_00008.png"
+    assert save(files, "x") == "x_00008.png"
 
 
 def test_a_prefix_with_a_subfolder_creates_it_inside_the_output_folder(files: FileStore) -> None:
-    path, subfolder, filename = files.reserve_output("renders/cat", ".png")
+    path, subfolder, filename = files.write_output("renders/cat", ".png", "output", lambda h: h.write(b"x"))
 
     assert (subfolder, filename) == ("renders", "cat_00001.png")
     assert path == files.output_dir.resolve() / "renders" / "cat_00001.png"
@@ -142,7 +178,7 @@ def test_a_prefix_with_a_subfolder_creates_it_inside_the_output_folder(files: Fi
 
 
 def test_an_empty_prefix_gets_the_default_name(files: FileStore) -> None:
-    assert files.reserve_output("", ".png")[2] == "depthgraph_00001.png"
+    assert save(files, "") == "depthgraph_00001.png"
 
 
 @pytest.mark.parametrize("prefix", ["../evil", "renders/../../evil", "/tmp/evil", "C:\\evil"])
@@ -152,14 +188,14 @@ def test_prefixes_that_leave_the_output_folder_write_nothing(
     before = files_under(tmp_path)
 
     with pytest.raises(UnsafePathError):
-        files.reserve_output(prefix, ".png")
+        save(files, prefix)
 
     assert files_under(tmp_path) == before
 
 
 def test_an_absolute_prefix_into_a_real_folder_writes_nothing_there(files: FileStore, outside: Path) -> None:
     with pytest.raises(UnsafePathError):
-        files.reserve_output(str(outside / "evil"), ".png")
+        save(files, str(outside / "evil"))
 
     assert files_under(outside) == {outside / "secret.png"}
 
@@ -169,7 +205,7 @@ def test_a_subfolder_symlinked_outside_is_refused(files: FileStore, outside: Pat
     (files.output_dir / "renders").symlink_to(outside)
 
     with pytest.raises(UnsafePathError):
-        files.reserve_output("renders/cat", ".png")
+        save(files, "renders/cat")
 
     assert files_under(outside) == {outside / "secret.png"}
 
@@ -178,12 +214,12 @@ def test_a_counter_file_symlinked_outside_is_skipped_not_followed(files: FileSto
     files.output_dir.mkdir()
     (files.output_dir / "cat_00001.png").symlink_to(outside / "planted.png")
 
-    assert files.reserve_output("cat", ".png")[2] == "cat_00002.png"
+    assert save(files, "cat") == "cat_00002.png"
     assert not (outside / "planted.png").exists()
 
 
-def test_temp_files_are_reserved_in_the_temp_folder(files: FileStore) -> None:
-    path, subfolder, filename = files.reserve_output("preview", ".png", "temp")
+def test_temp_files_are_saved_in_the_temp_folder(files: FileStore) -> None:
+    path, subfolder, filename = files.write_output("preview", ".png", "temp", lambda h: h.write(b"x"))
 
     assert path == files.temp_dir.resolve() / "preview_00001.png"
     assert (subfolder, filename) == ("", "preview_00001.png")
@@ -195,16 +231,136 @@ def test_an_unknown_folder_kind_is_refused(files: FileStore) -> None:
         files.folder("models")  # type: ignore[arg-type]
 
 
-def test_threads_reserving_at_once_all_get_distinct_files(files: FileStore) -> None:
+def test_threads_saving_at_once_all_get_distinct_whole_files(files: FileStore) -> None:
     threads, per_thread = 8, 5
     start = threading.Barrier(threads)
 
-    def reserve_some(_: int) -> list[Path]:
+    def save_some(number: int) -> list[str]:
         start.wait()
-        return [files.reserve_output("race", ".png")[0] for _ in range(per_thread)]
+        return [save(files, "race", f"thread {number} file {index}".encode()) for index in range(per_thread)]
 
     with ThreadPoolExecutor(threads) as pool:
-        paths = [path for batch in pool.map(reserve_some, range(threads)) for path in batch]
+        saved = [name for batch in pool.map(save_some, range(threads)) for name in batch]
 
-    assert len(set(paths)) == threads * per_thread
-    assert len(list(files.output_dir.iterdir())) == threads * per_thread
+    assert len(set(saved)) == threads * per_thread
+    assert all_files(files.output_dir) == sorted(saved)
+    contents = {(files.output_dir / name).read_bytes() for name in saved}
+    assert len(contents) == threads * per_thread  # no file was overwritten by another
+
+
+# --- outputs appear whole or not at all --------------------------------------------------------------
+def fill_the_disk_halfway(handle: BinaryIO) -> None:
+    handle.write(b"\x89PNG half of an image")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_leaves_no_file_under_a_final_name_and_no_temporary_file(files: FileStore) -> None:
+    save(files, "renders/cat")
+
+    with pytest.raises(
+        DiskFullError, match=re.escape("disk is full while saving renders/cat_#####.png: free some")
+    ):
+        files.write_output("renders/cat", ".png", "output", fill_the_disk_halfway)
+
+    assert all_files(files.output_dir) == ["renders", "renders/cat_00001.png"]
+    assert save(files, "renders/cat") == "cat_00002.png"  # the next save takes the next counter
+
+
+def test_a_full_quota_is_a_full_disk_too(files: FileStore) -> None:
+    def over_quota(handle: BinaryIO) -> None:
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    with pytest.raises(DiskFullError, match="free some space"):
+        files.write_output("cat", ".png", "output", over_quota)
+
+    assert all_files(files.output_dir) == []
+
+
+def test_a_writer_that_fails_leaves_nothing_and_its_error_is_kept(files: FileStore) -> None:
+    def broken(handle: BinaryIO) -> None:
+        handle.write(b"part")
+        raise ValueError("the encoder gave up")
+
+    with pytest.raises(ValueError, match="the encoder gave up"):
+        files.write_output("cat", ".png", "output", broken)
+
+    assert all_files(files.output_dir) == []
+
+
+def test_without_hard_links_outputs_still_appear_whole_and_never_overwrite(
+    files: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_hard_links(source: object, target: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    files.output_dir.mkdir()
+    (files.output_dir / "cat_00001.png").write_bytes(b"keep me")
+
+    assert [save(files, "cat", b"new"), save(files, "cat", b"newer")] == ["cat_00002.png", "cat_00003.png"]
+    assert (files.output_dir / "cat_00001.png").read_bytes() == b"keep me"
+    assert (files.output_dir / "cat_00003.png").read_bytes() == b"newer"
+    assert all_files(files.output_dir) == ["cat_00001.png", "cat_00002.png", "cat_00003.png"]
+
+
+def test_a_full_disk_while_saving_an_upload_leaves_nothing(
+    files: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(self: Path, data: bytes) -> int:
+        with self.open("wb") as handle:
+            handle.write(data[:3])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+
+    with pytest.raises(DiskFullError, match=re.escape("disk is full while saving the upload 'photo.png'")):
+        files.save_upload("input", "photo.png", "", b"the whole image", overwrite=False)
+    with pytest.raises(DiskFullError):
+        files.save_upload("input", "photo.png", "", b"the whole image", overwrite=True)
+
+    assert all_files(files.input_dir) == []
+
+
+# --- names no file system takes ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "subfolder"),
+    [("a" * 300 + ".png", ""), ("a" * 5000, ""), ("a.png", "s" * 300), ("é" * 128 + ".png", "")],
+    ids=["300 characters", "5000 characters", "300-character subfolder", "256 bytes of UTF-8"],
+)
+def test_names_over_255_bytes_a_part_are_refused_with_the_limit(
+    files: FileStore, name: str, subfolder: str
+) -> None:
+    with pytest.raises(NameTooLongError, match=r"at most (255|1024) bytes"):
+        files.resolve("input", name, subfolder)
+
+
+def test_a_name_of_255_bytes_is_still_taken(files: FileStore) -> None:
+    assert files.resolve("input", "a" * 251 + ".png").name == "a" * 251 + ".png"
+
+
+def test_a_prefix_too_long_for_its_counter_is_refused_before_writing(files: FileStore) -> None:
+    with pytest.raises(NameTooLongError):
+        save(files, "a" * 250)
+
+    assert not files.output_dir.exists()
+
+
+def test_a_symlink_loop_is_refused_with_a_message_not_an_os_error(files: FileStore) -> None:
+    (files.input_dir / "loop.png").symlink_to("loop.png")
+    (files.input_dir / "a").symlink_to("b")
+    (files.input_dir / "b").symlink_to("a")
+
+    with pytest.raises(UnsafePathError, match="symlink loop"):
+        files.resolve("input", "loop.png")
+    with pytest.raises(UnsafePathError, match="symlink loop"):
+        files.resolve("input", "x.png", "a")
+    assert files.list_inputs() == []
+
+
+def test_an_upload_named_like_a_folder_gets_a_new_name(files: FileStore) -> None:
+    (files.input_dir / "photo.png").mkdir()
+
+    assert files.save_upload("input", "photo.png", "", b"image", overwrite=False) == "photo (1).png"
+    with pytest.raises(UnsafePathError, match="is a folder"):
+        files.save_upload("input", "photo.png", "", b"image", overwrite=True)
+    assert (files.input_dir / "photo (1).png").read_bytes() == b"image"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.coercion import shown as shown_value
 from engine.files import FileStore
 from engine.graph import ExecutableGraph, Link
+from engine.limits import Limits
 from engine.registry import NodeRegistry
 from engine.validation import Code, Validation, validate
 from tests.engine import node_pack
@@ -143,7 +147,14 @@ NOT_TYPE, BELOW, ABOVE, NOT_LISTED = (
         ("Number", "value", {"v": 1}, NOT_TYPE, "{'v': 1} is not a whole number"),
         ("Scale", "factor", float("nan"), NOT_TYPE, "nan is not a number"),
         ("Scale", "factor", "inf", NOT_TYPE, "'inf' is not a number"),
-        pytest.param("Scale", "factor", 10**400, NOT_TYPE, "0000 is not a number", id="10**400"),
+        pytest.param(
+            "Scale",
+            "factor",
+            10**400,
+            NOT_TYPE,
+            "<a whole number of 401 digits> is not a number",
+            id="10**400",
+        ),
         ("Text", "shout", "maybe", NOT_TYPE, "'maybe' is not true or false"),
         ("Hold", "previous", "x", NOT_TYPE, "'x' is not a link from a node's HOLDER output"),
         ("Number", "value", -1001, BELOW, "-1001 is below the minimum -1000"),
@@ -386,3 +397,272 @@ def test_problems_above_an_unknown_node_are_still_reported(registry: NodeRegistr
     }
     codes = {(issue.code, issue.node_id) for issue in validate(prompt, registry, files).issues}
     assert codes == {(Code.UNKNOWN_NODE_TYPE, "2"), (Code.VALUE_BIGGER_THAN_MAX, "1")}
+
+
+# Output-size budgets: what a node's constants ask for is refused before anything runs.
+
+
+def test_a_node_asking_for_more_pixels_than_the_budget_is_refused_naming_size_budget_and_setting(
+    registry: NodeRegistry, files: FileStore
+) -> None:
+    limits = Limits(max_output_pixels=10_000)
+    prompt = {"1": {"class_type": "Canvas", "inputs": {"width": 2000, "height": 1000}}, "2": show("1")}
+    validation = validate(prompt, registry, files, limits=limits)
+    assert_one_issue(validation, (Code.OUTPUT_TOO_LARGE, "1", None), "2,000,000 pixels (2 MP)")
+    message = validation.issues[0].message
+    assert "budget of 10,000 pixels" in message and "max_output_pixels" in message
+    assert str(validation.issues[0]).startswith("node 1 (Canvas): this node would make")
+
+    prompt["1"]["inputs"] = {"width": 100, "height": 100}  # exactly the budget
+    assert validate(prompt, registry, files, limits=limits).ok
+
+
+def test_without_limits_the_default_budget_of_64_megapixels_applies(
+    registry: NodeRegistry, files: FileStore
+) -> None:
+    prompt = {"1": {"class_type": "Canvas", "inputs": {"width": 8192, "height": 8192}}, "2": show("1")}
+    assert validate(prompt, registry, files).ok
+    prompt["1"]["inputs"]["height"] = 8193
+    assert where(validate(prompt, registry, files)) == [(Code.OUTPUT_TOO_LARGE, "1", None)]
+
+
+def test_an_output_size_that_depends_on_a_link_is_left_to_the_run(
+    registry: NodeRegistry, files: FileStore
+) -> None:
+    limits = Limits(max_output_pixels=10)
+    prompt = {
+        "1": {"class_type": "Number", "inputs": {"value": 1}},
+        "2": {"class_type": "Canvas", "inputs": {"width": ["1", 0], "height": 3}},
+        "3": {"class_type": "Enlarge", "inputs": {"picture": ["2", 0], "factor": 1000}},
+        "4": show("3"),
+    }
+    assert validate(prompt, registry, files, limits=limits).ok
+
+
+def test_a_node_with_a_bad_input_is_not_also_blamed_for_its_size(
+    registry: NodeRegistry, files: FileStore
+) -> None:
+    prompt = {"1": {"class_type": "Canvas", "inputs": {"width": 10**7, "height": 10**6}}, "2": show("1")}
+    assert where(validate(prompt, registry, files)) == [(Code.VALUE_BIGGER_THAN_MAX, "1", "width")]
+
+
+# Filename prefixes that would leave the output folder are refused before anything runs.
+
+
+@pytest.mark.parametrize(
+    ("prefix", "words"),
+    [
+        ("../../x", "climbs out of its folder with '..'"),
+        ("renders/../../x", "climbs out of its folder with '..'"),
+        ("/tmp/x", "is absolute"),
+        ("C:\\x", "is absolute"),
+        ("C:x", "is absolute"),
+        ("\\\\server\\share\\x", "is absolute"),
+        ("cat\x00.png", "contains a NUL byte"),
+        ("outside/cat", "leads outside the output folder through a symlink in 'outside'"),
+        ("outside/deeper/cat", "leads outside the output folder through a symlink in 'outside/deeper'"),
+    ],
+)
+def test_a_filename_prefix_leaving_the_output_folder_is_refused_at_validation(
+    prefix: str, words: str, registry: NodeRegistry, files: FileStore, tmp_path: Path
+) -> None:
+    files.output_dir.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (files.output_dir / "outside").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    prompt = {
+        "1": NUMBER,
+        "2": {"class_type": "SaveAs", "inputs": {"value": ["1", 0], "filename_prefix": prefix}},
+    }
+    validation = validate(prompt, registry, files)
+    assert_one_issue(validation, (Code.CUSTOM_VALIDATION_FAILED, "2", "filename_prefix"), words)
+    assert "inside the output folder" in validation.issues[0].message
+    assert not any((tmp_path / "elsewhere").iterdir()) and sorted(files.output_dir.iterdir()) == [
+        files.output_dir / "outside"
+    ]
+
+
+@pytest.mark.parametrize("prefix", ["cat", "renders/cat", "inside/cat", "", "renders\\cat", "a/b/c/d"])
+def test_a_filename_prefix_inside_the_output_folder_is_accepted(
+    prefix: str, registry: NodeRegistry, files: FileStore
+) -> None:
+    files.output_dir.mkdir()
+    (files.output_dir / "real").mkdir()
+    (files.output_dir / "inside").symlink_to(files.output_dir / "real", target_is_directory=True)
+    prompt = {
+        "1": NUMBER,
+        "2": {"class_type": "SaveAs", "inputs": {"value": ["1", 0], "filename_prefix": prefix}},
+    }
+    assert validate(prompt, registry, files).ok
+
+
+# Numbers too large to be widget values, and values of any JSON shape, are answered with issues.
+
+
+@pytest.mark.parametrize(
+    ("class_type", "name", "value", "code", "words"),
+    [
+        ("Number", "value", 10**5000, ABOVE, "<a whole number of 5,001 digits> is above the maximum 1000000"),
+        ("Add", "a", 10**5000, ABOVE, "is above the maximum 18446744073709551615"),
+        ("Add", "a", -(10**5000), BELOW, "<a negative whole number of 5,001 digits> is below the minimum"),
+        ("Add", "a", 2**64, ABOVE, "18446744073709551616 is above the maximum 18446744073709551615"),
+        ("Add", "a", 1e300, ABOVE, "<a whole number of 301 digits> is above the maximum"),
+        ("Add", "a", float("inf"), NOT_TYPE, "inf is not a whole number"),
+        ("Add", "a", float("-inf"), NOT_TYPE, "-inf is not a whole number"),
+        ("Add", "a", float("nan"), NOT_TYPE, "nan is not a whole number"),
+        ("Add", "a", "1e400", NOT_TYPE, "'1e400' is not a whole number"),
+        ("Add", "a", "9" * 5001, NOT_TYPE, "...9999"),
+        ("Scale", "factor", 10**5000, NOT_TYPE, "<a whole number of 5,001 digits> is not a number"),
+        ("Scale", "factor", float("inf"), NOT_TYPE, "inf is not a number"),
+        ("Scale", "factor", "1e400", NOT_TYPE, "'1e400' is not a number"),
+        ("Text", "text", 10**5000, NOT_TYPE, "<a whole number of 5,001 digits> is not text"),
+    ],
+    ids=lambda value: shown_value(value)[:40],
+)
+def test_numbers_beyond_any_widget_are_refused_with_a_short_message(
+    class_type: str, name: str, value: Any, code: Code, words: str, registry: NodeRegistry, files: FileStore
+) -> None:
+    validation = validate(shown(class_type, **{name: value}), registry, files)
+    assert_one_issue(validation, (code, "1", name), words)
+    assert len(validation.issues[0].message) < 200
+
+
+def test_the_largest_64_bit_whole_numbers_are_accepted_where_no_bounds_are_declared(
+    registry: NodeRegistry, files: FileStore
+) -> None:
+    for value in (2**64 - 1, -(2**63)):
+        assert runnable(validate(shown("Add", a=value), registry, files)).nodes["1"].constants["a"] == value
+    assert where(validate(shown("Add", a=-(2**63) - 1), registry, files)) == [(BELOW, "1", "a")]
+
+
+def nested(depth: int, make: Any) -> Any:
+    value: Any = 0
+    for _ in range(depth):
+        value = make(value)
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        (nested(100_000, lambda inner: [inner]), Code.BAD_LINKED_INPUT),
+        (nested(100_000, lambda inner: [inner, 0]), Code.BAD_LINKED_INPUT),
+        (nested(100_000, lambda inner: {"a": inner}), NOT_TYPE),
+        ([["1", 0], 0], Code.BAD_LINKED_INPUT),
+        ([[["1", 0]], [0]], Code.BAD_LINKED_INPUT),
+        ([10**5000, 0], Code.BAD_LINKED_INPUT),
+        (["1", 10**5000], Code.BAD_LINKED_INPUT),
+        ([{"1": 0}, 0], Code.BAD_LINKED_INPUT),
+        ([1.0, 0], Code.BAD_LINKED_INPUT),
+        (["1" * 100_000, 0], Code.BAD_LINKED_INPUT),
+    ],
+    ids=[
+        "deep-list",
+        "deep-link",
+        "deep-object",
+        "link-in-link",
+        "lists",
+        "huge-id",
+        "huge-output",
+        "object-id",
+        "float-id",
+        "long-id",
+    ],
+)
+def test_a_value_of_any_shape_is_an_issue_with_a_short_message_never_a_crash(
+    value: Any, code: Code, registry: NodeRegistry, files: FileStore
+) -> None:
+    prompt = {"1": NUMBER, "2": {"class_type": "Show", "inputs": {"value": value}}}
+    if code is NOT_TYPE:
+        prompt = shown("Number", value=value)
+    validation = validate(prompt, registry, files)
+    assert [issue.code for issue in validation.issues] == [code]
+    assert len(validation.issues[0].message) < 300
+
+
+def test_node_ids_and_targets_that_are_not_ids_are_issues(registry: NodeRegistry, files: FileStore) -> None:
+    prompt: Prompt = {10**5000: NUMBER, "9": show("1"), "1": NUMBER}
+    validation = validate(prompt, registry, files)
+    assert where(validation) == [(Code.INVALID_PROMPT, None, None)]
+    assert (
+        "node ids are text or whole numbers, got <a whole number of 5,001 digits>"
+        in validation.issues[0].message
+    )
+    validation = validate(
+        shown("Number"), registry, files, targets=[nested(100_000, lambda inner: [inner]), "2"]
+    )
+    assert where(validation) == [(Code.INVALID_PROMPT, None, None)]
+
+
+# Loops are found in time linear in the size of the graph, and named in a short message.
+
+
+def test_a_loop_is_named_in_link_order_from_the_node_listed_first(
+    registry: NodeRegistry, files: FileStore
+) -> None:
+    prompt: Prompt = {"1": NUMBER, "9": show("2")}
+    for node_id, source in {"2": "4", "3": "2", "4": "3"}.items():
+        prompt[node_id] = {"class_type": "Add", "inputs": {"a": [source, 0], "b": ["1", 0]}}
+    messages = {issue.message for issue in validate(prompt, registry, files).issues}
+    assert messages == {"the graph loops back on itself (2 -> 3 -> 4 -> 2); remove one of these links"}
+
+
+def chain_with_a_back_link(length: int, loop_over_all: bool) -> Prompt:
+    """Nodes 1 -> 2 -> ... -> length, shown at the end; node 1 reads back from the last node (a loop
+    through them all) or from node 2 (a loop of two with a long chain hanging below it)."""
+    back = str(length) if loop_over_all else "2"
+    prompt: Prompt = {"1": {"class_type": "Add", "inputs": {"a": [back, 0]}}}
+    for index in range(2, length + 1):
+        prompt[str(index)] = {"class_type": "Add", "inputs": {"a": [str(index - 1), 0]}}
+    prompt["end"] = show(str(length))
+    return prompt
+
+
+def test_a_chain_of_100000_nodes_with_one_back_link_is_reported(
+    registry: NodeRegistry, files: FileStore
+) -> None:
+    validation = validate(chain_with_a_back_link(100_000, loop_over_all=False), registry, files)
+    assert where(validation) == [(Code.DEPENDENCY_CYCLE, "1", None), (Code.DEPENDENCY_CYCLE, "2", None)]
+    assert validation.issues[0].message == (
+        "the graph loops back on itself (1 -> 2 -> 1); remove one of these links"
+    )
+    validation = validate(chain_with_a_back_link(100_000, loop_over_all=True), registry, files)
+    assert len(validation.issues) == 100_000
+    assert validation.issues[0].message == (
+        "the graph loops back on itself (1 -> 2 -> 3 -> 4 -> 5 -> 6 -> ... (99,988 more) -> 99995 -> 99996 "
+        "-> 99997 -> 99998 -> 99999 -> 100000 -> 1); remove one of these links"
+    )
+
+
+class TooMuchWork(Exception):
+    pass
+
+
+def lines_run(work: Any, most: int) -> int:
+    """How many Python lines `work()` runs (its own and those of every library it calls), stopping it
+    once it has run `most`, so that work growing too fast fails quickly instead of running on."""
+    count = 0
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        count += 1
+        if count > most:
+            raise TooMuchWork
+        return trace
+
+    sys.settrace(trace)
+    try:
+        work()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize("loop_over_all", [False, True], ids=["loop-above-a-chain", "loop-through-all"])
+def test_finding_a_loop_takes_work_linear_in_the_size_of_the_graph(
+    loop_over_all: bool, registry: NodeRegistry, files: FileStore
+) -> None:
+    small, large = chain_with_a_back_link(2_000, loop_over_all), chain_with_a_back_link(20_000, loop_over_all)
+    small_work = lines_run(lambda: validate(small, registry, files), 1_000 * 2_000)
+    # Ten times the nodes: about ten times the work when linear, a hundred times when quadratic.
+    large_work = lines_run(lambda: validate(large, registry, files), 12 * small_work)
+    assert 8 * small_work < large_work <= 12 * small_work
