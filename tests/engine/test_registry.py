@@ -34,6 +34,19 @@ def test_a_node_is_declared_once_with_everything_the_editor_needs() -> None:
     assert twice.module == __name__
 
 
+def test_a_node_declares_its_output_size_and_a_prefix_is_a_text_widget_to_the_editor(
+    registry: NodeRegistry, files: FileStore
+) -> None:
+    assert node_pack.canvas.output_size is not None
+    assert node_pack.canvas.output_size({"width": 30, "height": 20}) == 600
+    assert node_pack.number.output_size is None
+    schema = object_info(registry, files)["SaveAs"]["input"]["required"]
+    assert schema["filename_prefix"] == ["STRING", {"default": "test"}]
+    check = node_pack.save_as.inputs_by_name["filename_prefix"].check
+    assert check is not None and check("renders/cat", files) is None
+    assert "climbs out" in (check("../cat", files) or "")
+
+
 def test_repeated_input_names_are_refused_at_declaration() -> None:
     with pytest.raises(ValueError, match="repeat"):
         node("Twin", category="x", description="x", inputs=[Input.int("a", 0), Input.int("a", 1)])(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import gc
 import os
+from pathlib import Path
 from typing import Any
 
 from engine.cache import ResultCache
+from engine.config import Settings
 from engine.events import (
     NodeExecuted,
     NodeExecuting,
@@ -19,8 +21,10 @@ from engine.events import (
     PromptSucceeded,
 )
 from engine.files import FileStore
+from engine.limits import Limits
+from engine.runtime import Engine
 from engine.scheduler import Executor
-from engine.validation import validate
+from engine.validation import Code, validate
 from tests.engine import node_pack
 from tests.engine.conftest import Runner
 
@@ -284,3 +288,48 @@ def test_values_are_released_once_every_reader_has_run(registry: Any, files: Fil
     assert result.status == "success"
     assert len(node_pack.HELD) == 40
     assert alive_when_showing == [1]  # only the value Show is about to read
+
+
+def enlarged_prompt(factor: int) -> dict[str, Any]:
+    """A 10×10 picture, enlarged `factor` times on each side, shown."""
+    return {
+        "1": {"class_type": "Canvas", "inputs": {"width": 10, "height": 10}},
+        "2": {"class_type": "Enlarge", "inputs": {"picture": ["1", 0], "factor": factor}},
+        "3": {"class_type": "Show", "inputs": {"value": ["2", 0]}},
+    }
+
+
+def test_a_node_that_would_make_more_than_the_budget_fails_before_it_runs(files: FileStore) -> None:
+    executor = Executor(ResultCache(), files, limits=Limits(max_output_pixels=10_000))
+    registry = node_pack.make_registry()
+    prompt = enlarged_prompt(11)  # 110 × 110: the size depends on the linked picture, so validation passes
+    graph = validate(prompt, registry, files, limits=executor.limits).graph
+    assert graph is not None
+    events: list[Any] = []
+
+    result = executor.run(graph, on_event=events.append)
+
+    assert result.status == "error" and result.error is not None
+    assert (result.error.node_id, result.error.class_type) == ("2", "Enlarge")
+    assert result.error.exception_type == "OutputTooLargeError"
+    assert result.error.exception_message.startswith("this node would make 12,100 pixels")
+    assert "budget of 10,000 pixels" in result.error.exception_message
+    assert "max_output_pixels" in result.error.exception_message
+    assert (node_pack.CALLS["Canvas"], node_pack.CALLS["Enlarge"]) == (1, 0)  # it never ran
+    assert isinstance(events[-2], PromptFailed)
+
+    graph = validate(enlarged_prompt(10), registry, files, limits=executor.limits).graph
+    assert graph is not None
+    assert executor.run(graph).status == "success"  # exactly the budget, and the picture was cached
+
+
+def test_the_engine_takes_the_budget_from_the_settings(tmp_path: Path) -> None:
+    engine = Engine(Settings.under(tmp_path, max_output_pixels=5_000), registry=node_pack.make_registry())
+    prompt = enlarged_prompt(1)
+    prompt["1"]["inputs"] = {"width": 100, "height": 100}
+    assert [issue.code for issue in engine.validate(prompt).issues] == [Code.OUTPUT_TOO_LARGE]
+
+    prompt["1"]["inputs"] = {"width": 50, "height": 50}
+    prompt["2"]["inputs"]["factor"] = 2
+    result = engine.run(prompt)
+    assert result.error is not None and result.error.exception_type == "OutputTooLargeError"
