@@ -187,7 +187,10 @@ def _read_nodes(
         definition = registry.get(class_type)
         inputs = entry.get("inputs", {})
         if definition is None:
-            message = f"unknown node type '{class_type}'; is a custom node pack missing? (`depthgraph nodes`)"
+            message = (
+                f"unknown node type '{_id_shown(class_type)}'; is a custom node pack missing? "
+                "(`depthgraph nodes`)"
+            )
             issues.append(ValidationIssue(Code.UNKNOWN_NODE_TYPE, message, node_id, class_type))
             if isinstance(inputs, Mapping):
                 raw_inputs[node_id] = inputs  # walked through, so problems above it are found too
@@ -214,7 +217,7 @@ def _id_text(value: Any) -> str | None:
 
 
 def _id_shown(node_id: str) -> str:
-    """A node id as messages show it: as it is, unless it is too long to read."""
+    """A node id (or type name) as messages show it: as it is, unless it is too long to read."""
     return node_id if len(node_id) <= 64 else shown(node_id)
 
 

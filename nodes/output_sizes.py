@@ -91,6 +91,8 @@ def image_size_for_model(inputs: Mapping[str, Any]) -> int | None:
     multiple = int(inputs["multiple"])
     if inputs["method"] == "pad":
         height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+    else:
+        height, width = height // multiple * multiple, width // multiple * multiple
     return batch * height * width
 
 

@@ -166,7 +166,7 @@ class EngineWorker:
 
     def _execute(self, job: Job, put: Any) -> Finished:
         files = replace(self._files, extra_inputs=place_inputs(job.inputs, self.scratch / "shipped"))
-        validation = validate(job.prompt, self.engine.registry, files, job.targets)
+        validation = validate(job.prompt, self.engine.registry, files, job.targets, self.engine.limits)
         if validation.graph is None:
             problem = "; ".join(str(issue) for issue in validation.issues)
             message = f"the worker {self.name} cannot run this prompt: {problem}"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -66,7 +67,13 @@ def test_scaling_a_linked_image_beyond_the_budget_fails_before_scaling(
     # A width of 0 follows the height: 16384 × 16384, known only once the image is there.
     prompt["4"] = {
         "class_type": "ImageScale",
-        "inputs": {"image": ["2", 0], "upscale_method": "bilinear", "width": 0, "height": 16384, "crop": "disabled"},
+        "inputs": {
+            "image": ["2", 0],
+            "upscale_method": "bilinear",
+            "width": 0,
+            "height": 16384,
+            "crop": "disabled",
+        },
     }
     prompt["3"]["inputs"]["images"] = ["4", 0]
     assert engine.validate(prompt).ok
@@ -90,53 +97,55 @@ def latent(*shape: int) -> dict[str, torch.Tensor]:
     return {"samples": meta(*shape)}
 
 
+# Each node's inputs just within the budget, and just beyond it.
+SIZES: list[tuple[NodeDefinition, dict[str, Any], dict[str, Any]]] = [
+    (solid_mask, {"width": 8192, "height": 8192}, {"width": 8192, "height": 8193}),
+    (
+        image_scale,
+        {"image": meta(1, 64, 32, 3), "width": 0, "height": 11585},
+        {"image": meta(1, 64, 32, 3), "width": 0, "height": 11586},
+    ),
+    (
+        image_size_for_model,
+        {"image": meta(1, 8193, 8192, 3), "multiple": 64, "method": "crop"},
+        {"image": meta(1, 8193, 8192, 3), "multiple": 64, "method": "pad"},
+    ),
+    (
+        repeat_latent_batch,
+        {"samples": latent(1, 4, 512, 512), "amount": 4},
+        {"samples": latent(1, 4, 512, 512), "amount": 5},
+    ),
+    (vae_decode, {"samples": latent(1, 4, 1024, 1024)}, {"samples": latent(2, 4, 1024, 1024)}),
+    (
+        mask_composite,
+        {"destination": meta(1, 8192, 8192), "source": meta(1, 8, 8)},
+        {"destination": meta(1, 8192, 8192), "source": meta(2, 8, 8)},
+    ),
+    (
+        image_composite_masked,
+        {"destination": meta(1, 4096, 4096, 3), "source": meta(1, 8, 8, 3), "mask": meta(4, 8, 8)},
+        {"destination": meta(1, 4096, 4096, 3), "source": meta(1, 8, 8, 3), "mask": meta(5, 8, 8)},
+    ),
+    (
+        depth_blend,
+        {"depth_a": meta(1, 1, 8192, 8192), "depth_b": meta(1, 1, 8, 8)},
+        {"depth_a": meta(1, 1, 8192, 8192), "depth_b": meta(2, 1, 8, 8)},
+    ),
+    (
+        depth_match_image,
+        {"depth": meta(1, 1, 1, 4096), "image": meta(1, 4096, 4096, 3), "method": "stretch"},
+        {"depth": meta(1, 1, 1, 4096), "image": meta(1, 4096, 4096, 3), "method": "crop"},
+    ),
+    (
+        image_grid,
+        {"images": meta(64, 1024, 1024, 3), "columns": 0, "gap": 0},
+        {"images": meta(64, 1024, 1024, 3), "columns": 0, "gap": 8},
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("definition", "within", "beyond"),
-    [
-        (solid_mask, {"width": 8192, "height": 8192}, {"width": 8192, "height": 8193}),
-        (
-            image_scale,
-            {"image": meta(1, 64, 32, 3), "width": 0, "height": 11585},
-            {"image": meta(1, 64, 32, 3), "width": 0, "height": 11586},
-        ),
-        (
-            image_size_for_model,
-            {"image": meta(1, 8191, 8192, 3), "multiple": 64, "method": "crop"},
-            {"image": meta(1, 8191, 8192, 3), "multiple": 64, "method": "pad"},
-        ),
-        (
-            repeat_latent_batch,
-            {"samples": latent(1, 4, 512, 512), "amount": 4},
-            {"samples": latent(1, 4, 512, 512), "amount": 5},
-        ),
-        (vae_decode, {"samples": latent(1, 4, 1024, 1024)}, {"samples": latent(2, 4, 1024, 1024)}),
-        (
-            mask_composite,
-            {"destination": meta(1, 8192, 8192), "source": meta(1, 8, 8)},
-            {"destination": meta(1, 8192, 8192), "source": meta(2, 8, 8)},
-        ),
-        (
-            image_composite_masked,
-            {"destination": meta(1, 4096, 4096, 3), "source": meta(1, 8, 8, 3), "mask": meta(4, 8, 8)},
-            {"destination": meta(1, 4096, 4096, 3), "source": meta(1, 8, 8, 3), "mask": meta(5, 8, 8)},
-        ),
-        (
-            depth_blend,
-            {"depth_a": meta(1, 1, 8192, 8192), "depth_b": meta(1, 1, 8, 8)},
-            {"depth_a": meta(1, 1, 8192, 8192), "depth_b": meta(2, 1, 8, 8)},
-        ),
-        (
-            depth_match_image,
-            {"depth": meta(1, 1, 1, 4096), "image": meta(1, 4096, 4096, 3), "method": "stretch"},
-            {"depth": meta(1, 1, 1, 4096), "image": meta(1, 4096, 4096, 3), "method": "crop"},
-        ),
-        (
-            image_grid,
-            {"images": meta(64, 1024, 1024, 3), "columns": 0, "gap": 0},
-            {"images": meta(64, 1024, 1024, 3), "columns": 0, "gap": 8},
-        ),
-    ],
-    ids=lambda value: value.class_name if isinstance(value, NodeDefinition) else "",
+    ("definition", "within", "beyond"), SIZES, ids=[definition.class_name for definition, _, _ in SIZES]
 )
 def test_each_node_that_makes_or_enlarges_pixels_is_stopped_just_beyond_the_budget(
     definition: NodeDefinition, within: dict[str, Any], beyond: dict[str, Any]
@@ -165,6 +174,20 @@ def test_a_sweep_stops_as_soon_as_its_cells_would_be_more_than_the_budget(tmp_pa
     assert not [event for event in events if isinstance(event, Progress) and event.node_id == "3"]
 
 
+def saving(class_type: str, prefix: str) -> dict[str, Any]:
+    """A mask saved as an image, or a depth map loaded from input/flat.npy saved again."""
+    if class_type == "SaveImage":
+        return {
+            "1": {"class_type": "SolidMask", "inputs": {"width": 8, "height": 8}},
+            "2": {"class_type": "MaskToImage", "inputs": {"mask": ["1", 0]}},
+            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": prefix}},
+        }
+    return {
+        "1": {"class_type": "LoadDepth", "inputs": {"depth": "flat.npy"}},
+        "3": {"class_type": "SaveDepth", "inputs": {"depth": ["1", 0], "filename_prefix": prefix}},
+    }
+
+
 @pytest.mark.parametrize("class_type", ["SaveImage", "SaveDepth"])
 @pytest.mark.parametrize("prefix", ["../../x", "/tmp/x", "C:\\x", "cat\x00", "elsewhere/cat"])
 def test_a_save_prefix_leaving_the_output_folder_is_refused_before_anything_runs(
@@ -174,22 +197,14 @@ def test_a_save_prefix_leaving_the_output_folder_is_refused_before_anything_runs
     outside.mkdir()
     engine.files.output_dir.mkdir()
     (engine.files.output_dir / "elsewhere").symlink_to(outside, target_is_directory=True)
-    source = "DepthToImage" if class_type == "SaveImage" else "SolidMask"
-    prompt = {
-        "1": {"class_type": "SolidMask", "inputs": {"width": 8, "height": 8}},
-        "2": {"class_type": "MaskToImage", "inputs": {"mask": ["1", 0]}},
-        "3": {"class_type": class_type, "inputs": {"filename_prefix": prefix}},
-    }
-    prompt["3"]["inputs"]["images" if class_type == "SaveImage" else "depth"] = ["2", 0]
-    if class_type == "SaveDepth":
-        prompt["2"] = {"class_type": "LoadDepth", "inputs": {}}  # never loaded: validation stops first
-        prompt["2"] = {"class_type": "DepthInvert", "inputs": {"depth": ["9", 0]}}
-        prompt["9"] = {"class_type": "DepthRangeMask", "inputs": {}}
-    del source
+    engine.files.input_dir.mkdir()
+    np.save(engine.files.input_dir / "flat.npy", np.zeros((8, 8), dtype=np.float32))
 
-    validation = engine.validate(prompt)
+    validation = engine.validate(saving(class_type, prefix))
 
-    prefix_issues = [issue for issue in validation.issues if issue.input_name == "filename_prefix"]
-    assert [(issue.code, issue.node_id) for issue in prefix_issues] == [(Code.CUSTOM_VALIDATION_FAILED, "3")]
-    assert "inside the output folder" in prefix_issues[0].message
+    assert [(issue.code, issue.node_id, issue.input_name) for issue in validation.issues] == [
+        (Code.CUSTOM_VALIDATION_FAILED, "3", "filename_prefix")
+    ]
+    assert "inside the output folder" in validation.issues[0].message
     assert not any(outside.iterdir())
+    assert engine.validate(saving(class_type, "renders/cat")).ok
