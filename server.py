@@ -209,16 +209,7 @@ async def retry_store(state: ServerState) -> None:
 def bad_request(
     message: str, kind: str = "invalid_prompt", node_errors: dict[str, Any] | None = None
 ) -> web.Response:
-    response = error_response(400, kind, message)
-    if node_errors:
-        response = web.json_response(
-            {
-                "error": {"type": kind, "message": message, "details": "", "extra_info": {}},
-                "node_errors": node_errors,
-            },
-            status=400,
-        )
-    return response
+    return error_response(400, kind, message, node_errors)
 
 
 # Bodies above this are parsed, and prompts above this many nodes validated, in a thread, so the

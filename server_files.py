@@ -33,6 +33,7 @@ from PIL import Image, UnidentifiedImageError
 from engine.config import Settings
 from engine.files import DiskFullError, FileStore, FolderKind, NameTooLongError, UnsafePathError
 from nodes.image_tensors import bomb_problem, pixel_problem
+from server_security import error_response
 
 FILES = web.AppKey("files", FileStore)
 LIMITS = web.AppKey("limits", Settings)  # max_upload_bytes, max_upload_parts and max_image_pixels
@@ -66,8 +67,7 @@ class Refusal(Exception):
         self.status, self.kind, self.message = status, kind, message
 
     def response(self) -> web.Response:
-        body = {"error": {"type": self.kind, "message": self.message}}
-        return web.json_response(body, status=self.status)
+        return error_response(self.status, self.kind, self.message)
 
 
 def _name_refusal(error: UnsafePathError) -> Refusal:

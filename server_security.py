@@ -48,10 +48,12 @@ class Counter:
 INTERNAL_ERRORS = web.AppKey("internal_errors", Counter)
 
 
-def error_response(status: int, kind: str, message: str, **extra: Any) -> web.Response:
-    """The JSON error every route answers with: `{"error": {"type", "message", ...}}`."""
-    error = {"type": kind, "message": message, "details": "", "extra_info": {}, **extra}
-    return web.json_response({"error": error, "node_errors": {}}, status=status)
+def error_response(
+    status: int, kind: str, message: str, node_errors: dict[str, Any] | None = None
+) -> web.Response:
+    """The JSON error every route answers with: `{"error": {"type", "message", ...}, "node_errors"}`."""
+    error = {"type": kind, "message": message, "details": "", "extra_info": {}}
+    return web.json_response({"error": error, "node_errors": node_errors or {}}, status=status)
 
 
 def json_error(status: int, kind: str, message: str) -> web.HTTPException:
