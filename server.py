@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from engine.backends import Backend, Job, make_backend
+from engine.collection import in_thread_deferred, thaw
 from engine.config import Settings
 from engine.events import Event, NodeExecuting, PreviewFrame, Progress
 from engine.graph_file import GraphFileError
@@ -145,6 +146,8 @@ def run_worker(state: ServerState) -> None:
             post(state, "json", client_id, "executing", {"node": None, "prompt_id": item.prompt_id})
         finally:
             state.queue.finished(item.prompt_id)
+            if state.queue.remaining() == 0:
+                thaw()  # the large prompts read meanwhile are done with
             post(state, "status")
 
 
@@ -236,7 +239,7 @@ async def read_json(request: web.Request) -> Any:
         raise json_error(400, "invalid_json", "the request body is not UTF-8 text; send JSON") from None
     try:
         if len(data) > LARGE_BODY_BYTES:
-            return await asyncio.to_thread(parse_json, text, settings.max_json_depth)
+            return await in_thread_deferred(parse_json, text, settings.max_json_depth)
         return parse_json(text, settings.max_json_depth)
     except JsonBodyError as error:
         raise json_error(400, error.kind, str(error)) from None
@@ -342,7 +345,7 @@ async def accept_prompt(state: ServerState, prompt_id: str, fields: dict[str, An
     prompt, targets = fields["prompt"], fields["targets"]
     large = isinstance(prompt, dict) and len(prompt) > LARGE_PROMPT_NODES
     if large:
-        validation = await asyncio.to_thread(state.engine.validate, prompt, targets)
+        validation = await in_thread_deferred(state.engine.validate, prompt, targets)
     else:
         validation = state.engine.validate(prompt, targets)
     if validation.graph is None:
@@ -364,7 +367,7 @@ async def accept_prompt(state: ServerState, prompt_id: str, fields: dict[str, An
     }
     stored = StoredPrompt(prompt_id, number, "pending", prompt, extra)
     if large:
-        await asyncio.to_thread(state.store.add, stored)
+        await in_thread_deferred(state.store.add, stored)
     else:
         state.store.add(stored)
     state.queue.put(QueuedPrompt(number, prompt_id, prompt, extra, validation.graph))

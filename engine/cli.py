@@ -138,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--models-dir", type=Path)
     serve.add_argument("--input-dir", type=Path)
     serve.add_argument("--output-dir", type=Path)
-    serve.add_argument("--data-dir", type=Path, help="where the queue and history are kept (default: data/)")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the queue and history are kept (default: data/ in the home folder)",
+    )
     serve.add_argument("--device", choices=DEVICE_CHOICES)
     speed(serve)
     cluster(serve)
@@ -165,7 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="move a damaged store aside (it is kept) and start a new one with every prompt still readable",
     )
     for action in store_actions.choices.values():
-        action.add_argument("--data-dir", type=Path, help="where the queue and history are (default: data/)")
+        action.add_argument(
+            "--data-dir",
+            type=Path,
+            help="where the queue and history are (default: data/ in the home folder)",
+        )
 
     models = commands.add_parser("models", help="list or download depth models")
     models.add_argument("--models-dir", type=Path, help="the models folder (default: models/)")

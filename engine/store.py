@@ -275,15 +275,15 @@ class PromptStore:
     @property
     def problem(self) -> str | None:
         """Why the store could not write, from a failed write until one succeeds with nothing left
-        waiting; None while it writes."""
-        with self._lock:
-            return self._problem
+        waiting; None while it writes. Read without the lock (one reference: atomic), so the event
+        loop never waits on a write in progress."""
+        return self._problem
 
     @property
     def backlog_size(self) -> int:
-        """How many prompts have a status or result that waits in memory to be written."""
-        with self._lock:
-            return len(self._backlog)
+        """How many prompts have a status or result that waits in memory to be written (read
+        without the lock, as `problem`)."""
+        return len(self._backlog)
 
     def retry_backlog(self) -> bool:
         """Write what waits in memory, oldest first; True when nothing is left waiting."""
@@ -324,10 +324,20 @@ class PromptStore:
     def add(self, item: StoredPrompt) -> None:
         """Store a new prompt. Raises StoreUnavailable when it cannot be written (what waits in memory
         is written first), sqlite3.IntegrityError when its id is taken."""
+        # Serialised before the lock is taken (member by member, so other threads run meanwhile):
+        # a large prompt's seconds of encoding hold up no one else's reads.
+        row = (
+            item.prompt_id,
+            item.number,
+            item.status,
+            dump_json(item.prompt),
+            json.dumps(item.extra),
+            time.time(),
+        )
         with self._lock:
             if self._backlog and not self.retry_backlog():
                 raise StoreUnavailable(self._problem or f"{self.path} cannot be written")
-            self._write(self._insert, item)
+            self._write(self._insert, row)
             self._problem = None
 
     def exists(self, prompt_id: str) -> bool:
@@ -465,18 +475,11 @@ class PromptStore:
             with contextlib.suppress(sqlite3.Error):  # sqlite rolls back itself after some I/O errors
                 self._connection.execute("ROLLBACK")
 
-    def _insert(self, item: StoredPrompt) -> None:
+    def _insert(self, row: tuple[Any, ...]) -> None:
         self._connection.execute(
             "INSERT INTO prompts (prompt_id, number, status, prompt, extra, created) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                item.prompt_id,
-                item.number,
-                item.status,
-                dump_json(item.prompt),  # member by member: other threads run meanwhile
-                json.dumps(item.extra),
-                time.time(),
-            ),
+            row,
         )
 
     def _update(self, prompt_id: str, change: _Change) -> None:

@@ -466,3 +466,18 @@ def test_on_a_really_full_disk_results_wait_and_a_restart_still_serves_the_histo
     restarted.close()
     assert stored_on_disk(path, "done") == ("success", {"3": {"text": ["again"]}})
     assert stored_on_disk(path, "cut-off") is not None and stored_on_disk(path, "cut-off")[0] == "error"  # type: ignore[index]
+
+
+def test_the_state_of_the_disk_is_read_while_a_large_prompt_is_written(path: Path) -> None:
+    """The server's retry task asks on its event loop: it must not wait for a write in progress."""
+    store = PromptStore(path)
+    answered = threading.Event()
+
+    def ask() -> None:
+        assert store.backlog_size == 0 and store.problem is None
+        answered.set()
+
+    with store._lock:  # a write in progress
+        threading.Thread(target=ask).start()
+        assert answered.wait(5), "backlog_size or problem waited for the store's lock"
+    store.close()
