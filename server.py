@@ -29,9 +29,9 @@ from typing import Any
 from aiohttp import web
 
 from engine.backends import Backend, Job, make_backend
-from engine.collection import in_thread_deferred, thaw
 from engine.config import Settings
 from engine.events import Event, NodeExecuting, PreviewFrame, Progress
+from engine.gc_pause import in_thread_paused, thaw
 from engine.graph_file import GraphFileError
 from engine.graph_library import list_library, read_dropped_graph, read_library_graph
 from engine.json_body import JsonBodyError, parse_json
@@ -239,7 +239,7 @@ async def read_json(request: web.Request) -> Any:
         raise json_error(400, "invalid_json", "the request body is not UTF-8 text; send JSON") from None
     try:
         if len(data) > LARGE_BODY_BYTES:
-            return await in_thread_deferred(parse_json, text, settings.max_json_depth)
+            return await in_thread_paused(parse_json, text, settings.max_json_depth)
         return parse_json(text, settings.max_json_depth)
     except JsonBodyError as error:
         raise json_error(400, error.kind, str(error)) from None
@@ -345,7 +345,7 @@ async def accept_prompt(state: ServerState, prompt_id: str, fields: dict[str, An
     prompt, targets = fields["prompt"], fields["targets"]
     large = isinstance(prompt, dict) and len(prompt) > LARGE_PROMPT_NODES
     if large:
-        validation = await in_thread_deferred(state.engine.validate, prompt, targets)
+        validation = await in_thread_paused(state.engine.validate, prompt, targets)
     else:
         validation = state.engine.validate(prompt, targets)
     if validation.graph is None:
@@ -367,7 +367,7 @@ async def accept_prompt(state: ServerState, prompt_id: str, fields: dict[str, An
     }
     stored = StoredPrompt(prompt_id, number, "pending", prompt, extra)
     if large:
-        await in_thread_deferred(state.store.add, stored)
+        await in_thread_paused(state.store.add, stored)
     else:
         state.store.add(stored)
     state.queue.put(QueuedPrompt(number, prompt_id, prompt, extra, validation.graph))
