@@ -24,6 +24,7 @@ from engine.events import Event, NodeExecuting, NodesCached, Progress
 from engine.files import FOLDER_KINDS, FileStore
 from engine.graph_file import GraphDocument, GraphFileError, load_graph
 from engine.models.fetch import DEFAULT_REPO, fetch_model
+from engine.models.importing import import_model
 from engine.models.manager import ModelError, find_models
 from engine.models.sd2_depth import convert_checkpoint
 from engine.overrides import (
@@ -175,15 +176,27 @@ def build_parser() -> argparse.ArgumentParser:
             help="where the queue and history are (default: data/ in the home folder)",
         )
 
-    models = commands.add_parser("models", help="list or download depth models")
+    models = commands.add_parser("models", help="list, download, import or convert depth models")
     models.add_argument("--models-dir", type=Path, help="the models folder (default: models/)")
     actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("list", help="the models the loader can pick")
     fetch = actions.add_parser("fetch", help="download a model in diffusers layout (needs internet)")
     fetch.add_argument(
-        "repo", nargs="?", default=DEFAULT_REPO, help=f"Hugging Face repo (default {DEFAULT_REPO})"
+        "repo",
+        nargs="?",
+        default=DEFAULT_REPO,
+        help=f"Hugging Face repo (default {DEFAULT_REPO}), or a local folder or file to import",
     )
     fetch.add_argument("--revision", help="a branch, tag or commit of the repo")
+    bring = actions.add_parser(
+        "import",
+        help="check a model folder or checkpoint you have and copy (or link) it into the models folder",
+    )
+    bring.add_argument("path", type=Path, help="a diffusers model folder, or a .ckpt/.safetensors file")
+    bring.add_argument("--name", help="the name to give it in the models folder (default: its own)")
+    bring.add_argument(
+        "--link", action="store_true", help="link to it instead of copying (it must stay there)"
+    )
     convert = actions.add_parser("convert", help="write a single-file checkpoint as a diffusers folder")
     convert.add_argument("checkpoint", type=Path, help="512-depth-ema.ckpt or .safetensors")
     convert.add_argument("folder", type=Path, help="the new model folder to write")
@@ -548,12 +561,33 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAILED
         print(f"{args.checkpoint} is now the diffusers folder {folder}")
         return EXIT_OK
+    if args.action == "import" or (args.action == "fetch" and Path(args.repo).expanduser().exists()):
+        return _import_model(args.path if args.action == "import" else Path(args.repo), args, settings)
     try:
         folder = fetch_model(settings.models_dir, args.repo, args.revision)
+    except ModelError as error:
+        print(f"depthgraph: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except Exception as error:  # network, authentication, disk: all end the same way for the user
         print(f"depthgraph: could not download {args.repo}: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(f"{args.repo} is in {folder}; pick it with ckpt_name={folder.name}")
+    return EXIT_OK
+
+
+def _import_model(path: Path, args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        report = import_model(
+            path, settings.models_dir, getattr(args, "name", None), getattr(args, "link", False)
+        )
+    except ModelError as error:
+        print(f"depthgraph: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    how = "linked as" if report.linked else "copied to"
+    print(f"{path} {how} {report.target}")
+    for finding in report.findings:
+        print(f"  {finding}")
+    print(f"pick it with ckpt_name={report.name}")
     return EXIT_OK
 
 

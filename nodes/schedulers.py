@@ -12,7 +12,11 @@ SCHEDULERS = ("pndm", "ddim", "euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_
 
 
 def make_scheduler(name: str, config: Mapping[str, Any]) -> Any:
-    """A fresh scheduler `name` with the model's training schedule (betas, offsets, prediction type)."""
+    """A fresh scheduler `name` with the model's training schedule (betas, offsets, prediction type).
+
+    A config that does not say `clip_sample` (folders converted by older tools) is read as not
+    clipping: Stability's samplers never clip the predicted image, while diffusers' DDIM would."""
+    config = {"clip_sample": False, **config}
     from diffusers import (
         DDIMScheduler,
         DPMSolverMultistepScheduler,

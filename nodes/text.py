@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 
+from engine.models.clip_tokenizer import OpenClipTokenizer
 from engine.models.manager import ModelHandle
 from engine.registry import Input, Output, node
 from engine.sockets import CLIP, CONDITIONING
@@ -13,19 +15,29 @@ from engine.sockets import CLIP, CONDITIONING
 log = logging.getLogger("depthgraph.nodes.text")
 
 
-def encode_text(clip: ModelHandle, text: str) -> torch.Tensor:
-    """Token ids padded to the tokenizer's length (77), through the text encoder: [1, 77, width].
-    Longer prompts are cut at 77 tokens with a warning, as diffusers does."""
-    tokenizer = clip.get("tokenizer")
-    encoder = clip.get("text_encoder")
+def token_ids(tokenizer: Any, text: str) -> tuple[torch.Tensor, str | None]:
+    """The prompt's ids, [1, 77], and the text cut off past 77 tokens (else None). Single files use our
+    OpenCLIP tokenizer; diffusers folders and the tiny model a transformers one, called as diffusers does."""
+    if isinstance(tokenizer, OpenClipTokenizer):
+        ids, dropped = tokenizer.ids(text, tokenizer.model_max_length)
+        return torch.tensor([ids]), dropped
     length = tokenizer.model_max_length
-    ids = tokenizer(
+    padded = tokenizer(
         text, padding="max_length", max_length=length, truncation=True, return_tensors="pt"
     ).input_ids
     full = tokenizer(text, padding="longest", return_tensors="pt").input_ids
-    if full.shape[-1] > ids.shape[-1]:
-        dropped = tokenizer.batch_decode(full[:, length - 1 : -1])[0]
-        log.warning("the prompt is longer than %d tokens; this part was cut: %r", length, dropped)
+    if full.shape[-1] <= padded.shape[-1]:
+        return padded, None
+    return padded, tokenizer.batch_decode(full[:, length - 1 : -1])[0]
+
+
+def encode_text(clip: ModelHandle, text: str) -> torch.Tensor:
+    """Token ids padded to the tokenizer's length (77), through the text encoder: [1, 77, width].
+    Longer prompts are cut at 77 tokens with a warning, as diffusers does."""
+    encoder = clip.get("text_encoder")
+    ids, dropped = token_ids(clip.get("tokenizer"), text)
+    if dropped is not None:
+        log.warning("the prompt is longer than %d tokens; this part was cut: %r", ids.shape[-1], dropped)
     with torch.inference_mode():
         embeddings = encoder(ids.to(encoder.device))[0]
     return embeddings.to(dtype=encoder.dtype)

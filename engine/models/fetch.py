@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 DEFAULT_REPO = "stabilityai/stable-diffusion-2-depth"
@@ -18,16 +19,38 @@ IGNORED = ["*.ckpt", "*.bin", "*.msgpack", "*.onnx", "*fp16*", "*.md"]
 
 
 def fetch_model(models_dir: Path, repo: str = DEFAULT_REPO, revision: str | None = None) -> Path:
-    """Download `repo` into `models_dir/<repo name>` and return that folder."""
+    """Download `repo` into `models_dir/<repo name>` and return that folder.
+
+    The download goes to a hidden folder beside it, renamed when it is complete and checked to be a
+    depth model, so a failed or refused download leaves nothing the loader would list (it is
+    removed). An existing folder of that name is never written into."""
     from huggingface_hub import snapshot_download
 
+    from engine.models.importing import inspect_folder
+    from engine.models.manager import ModelError
+
     target = models_dir / repo.rsplit("/", 1)[-1]
-    target.mkdir(parents=True, exist_ok=True)
-    snapshot_download(
-        repo_id=repo,
-        revision=revision,
-        local_dir=target,
-        allow_patterns=PATTERNS,
-        ignore_patterns=IGNORED,
-    )
+    if target.exists():
+        raise ModelError(f"{target} already exists; remove it first to download {repo} again")
+    partial = models_dir / f".fetching-{target.name}"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        snapshot_download(
+            repo_id=repo,
+            revision=revision,
+            local_dir=partial,
+            allow_patterns=PATTERNS,
+            ignore_patterns=IGNORED,
+        )
+        try:
+            inspect_folder(partial)
+        except ModelError as error:
+            problem = str(error).replace(str(partial), repo)
+            raise ModelError(
+                f"{repo} was downloaded but cannot be used, so it was removed: {problem}"
+            ) from None
+        partial.rename(target)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
     return target

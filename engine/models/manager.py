@@ -52,7 +52,12 @@ class ModelSource:
         if self.kind == "tiny":
             return f"{self.name}  (built-in test model with random weights: its images are noise)"
         if self.kind == "single_file":
-            return f"{self.name}  (single-file checkpoint {self.path})"
+            from engine.models.ldm_config import yaml_beside
+
+            assert self.path is not None
+            config = yaml_beside(self.path)
+            beside = f", read with {config.name}" if config is not None else ""
+            return f"{self.name}  (single-file checkpoint {self.path}{beside})"
         return f"{self.name}  (diffusers folder {self.path})"
 
     def fingerprint(self) -> str:
@@ -60,7 +65,14 @@ class ModelSource:
         if self.path is None:
             return self.kind
         stat = (self.path if self.kind == "single_file" else self.path / "model_index.json").stat()
-        return f"{self.kind}:{self.path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
+        signature = f"{self.kind}:{self.path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
+        if self.kind == "single_file":  # the yaml beside it decides the architecture too
+            from engine.models.ldm_config import yaml_beside
+
+            config = yaml_beside(self.path)
+            if config is not None:
+                signature += f":{config.name}:{config.stat().st_mtime_ns}"
+        return signature
 
 
 def _is_diffusers_folder(path: Path) -> bool:
@@ -208,23 +220,36 @@ class ModelManager:
 
             torch.cuda.empty_cache()
 
+    def _architecture(self, source: ModelSource) -> Any:
+        """How a single file is read: the yaml beside it, else SD2-depth (`ldm_config`)."""
+        from engine.models.ldm_config import Architecture, architecture_of
+
+        assert source.path is not None
+        architecture = architecture_of(source.path)
+        if self.single_file_configs is not None:  # a test's own architecture
+            return Architecture(self.single_file_configs, architecture.scheduler, architecture.yaml)
+        return architecture
+
     def _read_single_file(self, source: ModelSource) -> dict[str, Any]:
-        from engine.models.sd2_depth import SD2_DEPTH
         from engine.models.single_file import load_single_file
 
         assert source.path is not None
-        return load_single_file(source.path, self.single_file_configs or SD2_DEPTH)
+        return load_single_file(source.path, self._architecture(source).configs)
 
     def _read(self, source: ModelSource, component: str) -> Any:
         if source.kind == "tiny":
             return build_tiny(component)
         assert source.path is not None
         if source.kind == "single_file":
+            from diffusers import PNDMScheduler
+
             from engine.models.sd2_depth import find_tokenizer
 
             if component == "tokenizer":
                 return find_tokenizer(source.path.parent)
-            return build_tiny(component)  # scheduler and image processor: SD2-depth's, same as tiny's
+            if component == "scheduler":
+                return PNDMScheduler.from_config(dict(self._architecture(source).scheduler))
+            return build_tiny(component)  # the image processor: SD2-depth's DPT one, same as tiny's
         return load_diffusers_component(source.path, component, self.dtype)
 
     def _prepare(self, component: str, value: Any) -> Any:

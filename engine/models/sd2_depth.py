@@ -3,14 +3,14 @@ single-file checkpoints, which carry weights but no configs, and the CLIP tokeni
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 from pathlib import Path
 from typing import Any
 
+from engine.models.clip_tokenizer import OpenClipTokenizer
 from engine.models.manager import ModelError
 from engine.models.single_file import DepthModelConfigs
-from engine.models.tiny import CONTEXT_LENGTH, _bytes_to_unicode
+from engine.models.tiny import CONTEXT_LENGTH
 
 UNET: dict[str, Any] = {
     "act_fn": "silu",
@@ -93,32 +93,42 @@ DEPTH_ESTIMATOR: dict[str, Any] = {  # Intel's dpt-hybrid-midas, as MiDaS v3 shi
     },
 }
 SD2_DEPTH = DepthModelConfigs(unet=UNET, vae=VAE, text_encoder=TEXT_ENCODER, depth_estimator=DEPTH_ESTIMATOR)
+# The schedule the model was trained with (v2-midas-inference.yaml: linear_start 0.00085, linear_end
+# 0.012, 1000 steps, eps), as stabilityai/stable-diffusion-2-depth's scheduler_config.json gives it.
+# Stability's samplers never clip the predicted image, nor use alpha 1 after the last step: without
+# `clip_sample: false` diffusers' DDIM would clip to [-1, 1] and leave the original's path.
+SCHEDULER: dict[str, Any] = {
+    "_class_name": "PNDMScheduler",
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "trained_betas": None,
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+}
 
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
 
-def tokenizer_from_bpe(path: Path) -> Any:
-    """OpenAI/OpenCLIP's CLIP tokenizer from its BPE merges file, padded with "!" as SD2's is."""
-    from transformers import CLIPTokenizer
-
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        lines = handle.read().split("\n")
-    merges = [line for line in lines[1 : 49152 - 256 - 2 + 1] if line]
-    characters = list(_bytes_to_unicode().values())
-    tokens = characters + [character + "</w>" for character in characters]
-    tokens += ["".join(merge.split()) for merge in merges]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {token: index for index, token in enumerate(tokens)}
-    return CLIPTokenizer(vocab=vocab, merges=merges, pad_token="!", model_max_length=CONTEXT_LENGTH)
+def tokenizer_from_bpe(path: Path) -> OpenClipTokenizer:
+    """OpenAI/OpenCLIP's CLIP tokenizer from its BPE merges file, tokenizing exactly as OpenCLIP does."""
+    return OpenClipTokenizer.from_bpe_file(path)
 
 
-def find_tokenizer(folder: Path) -> Any:
-    """The CLIP tokenizer for a single-file checkpoint in `folder`: a diffusers `tokenizer/` folder
-    there, else the BPE vocabulary inside an installed open_clip package."""
-    from transformers import CLIPTokenizer
-
+def find_tokenizer(folder: Path) -> OpenClipTokenizer:
+    """The CLIP tokenizer for a single-file checkpoint in `folder`: the vocabulary of a diffusers
+    `tokenizer/` folder there, else the BPE file inside an installed open_clip package (found without
+    importing it: open_clip imports torchvision). Either way prompts tokenize as OpenCLIP does, as they
+    did for the checkpoint's authors."""
     if (folder / "tokenizer").is_dir():
-        return CLIPTokenizer.from_pretrained(folder / "tokenizer")
+        try:
+            return OpenClipTokenizer.from_folder(folder / "tokenizer")
+        except ValueError as error:
+            raise ModelError(str(error)) from error
     spec = importlib.util.find_spec("open_clip")
     for location in (spec.submodule_search_locations or []) if spec else []:
         vocabulary = Path(location) / BPE_FILE
@@ -132,18 +142,33 @@ def find_tokenizer(folder: Path) -> Any:
 
 
 def convert_checkpoint(path: Path, target: Path, configs: DepthModelConfigs | None = None) -> Path:
-    """Write a single-file depth checkpoint as a diffusers-layout folder (safetensors weights)."""
-    from diffusers import StableDiffusionDepth2ImgPipeline
+    """Write a single-file depth checkpoint as a diffusers-layout folder (safetensors weights), read
+    as the yaml beside it says (or as SD2-depth), its scheduler config written with the schedule the
+    model was trained with. The folder appears only when complete."""
+    import shutil
 
+    from diffusers import PNDMScheduler, StableDiffusionDepth2ImgPipeline
+
+    from engine.models.ldm_config import architecture_of
     from engine.models.single_file import load_single_file
     from engine.models.tiny import build_tiny
 
-    if target.exists() and any(target.iterdir()):
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ModelError(f"{target} is not empty; give a new folder to write the converted model into")
-    components = load_single_file(path, configs or SD2_DEPTH)
-    components["tokenizer"] = find_tokenizer(path.parent)
-    components["scheduler"] = build_tiny("scheduler")  # SD2-depth's PNDM schedule
+    architecture = architecture_of(path)
+    if configs is None:
+        configs = architecture.configs if architecture.yaml is not None else SD2_DEPTH
+    components = load_single_file(path, configs)
+    components["tokenizer"] = find_tokenizer(path.parent).to_transformers()  # diffusers saves its files
+    components["scheduler"] = PNDMScheduler.from_config(dict(architecture.scheduler))
     components["feature_extractor"] = build_tiny("feature_extractor")  # its 384×384 DPT processor
     pipeline: Any = StableDiffusionDepth2ImgPipeline(**components)
-    pipeline.save_pretrained(target)
+    partial = target.with_name(f".converting-{target.name}")
+    try:
+        pipeline.save_pretrained(partial)
+        if target.exists():
+            target.rmdir()
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return target

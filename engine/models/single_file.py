@@ -7,48 +7,28 @@ single-file helpers, given the depth model's configs (diffusers' `from_single_fi
 file for SD 2.1 and cannot build the depth estimator). The MiDaS names are converted to transformers'
 `DPTForDepthEstimation` by the renaming rules of transformers' DPT-hybrid conversion script.
 
-Files are read with safetensors, or `torch.load(weights_only=True)`: nothing is ever unpickled.
+Files are read by `engine.models.checkpoint_read`: nothing in them is ever run.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.models.checkpoint_read import read_state_dict
 from engine.models.manager import DEPTH_UNET_CHANNELS, ModelError
+
+log = logging.getLogger("depthgraph.models")
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 TEXT_PREFIX = "cond_stage_model.model."
 DEPTH_PREFIX = "depth_model.model."
 StateDict = dict[str, Any]
-
-
-def read_state_dict(path: Path) -> StateDict:
-    """All tensors of a checkpoint, with a clear error for a truncated, corrupt or unsafe file."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return dict(load_file(str(path)))
-        import torch
-
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except FileNotFoundError:
-        raise ModelError(f"checkpoint {path} does not exist") from None
-    except Exception as error:
-        raise ModelError(
-            f"cannot read checkpoint {path}: {type(error).__name__}: {error}. Expected a complete "
-            "512-depth-ema .ckpt or .safetensors file; it may be truncated or corrupt (download it again)."
-        ) from None
-    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, Mapping):
-        raise ModelError(f"checkpoint {path} holds a {type(loaded).__name__}, not a dictionary of tensors")
-    return dict(loaded)
 
 
 def check_depth_checkpoint(state: Mapping[str, Any], path: Path) -> None:
@@ -64,7 +44,10 @@ def check_depth_checkpoint(state: Mapping[str, Any], path: Path) -> None:
             f"{DEPTH_UNET_CHANNELS} (4 latent + 1 depth). Use 512-depth-ema."
         )
     if not any(key.startswith(DEPTH_PREFIX) for key in state):
-        raise ModelError(f"{path} has a depth UNet but no MiDaS depth weights ({DEPTH_PREFIX}...)")
+        raise ModelError(
+            f"{path} has a depth UNet but no MiDaS depth weights ({DEPTH_PREFIX}...): the file was pruned "
+            "of its depth model. Use the complete 512-depth-ema file, which carries them."
+        )
 
 
 # --- MiDaS DPT-hybrid -> transformers DPT --------------------------------------------------------
@@ -189,40 +172,114 @@ def _load_into(module: Any, weights: Mapping[str, Any], what: str, path: Path) -
     return module
 
 
+# --- the LDM UNet's EMA copy ---------------------------------------------------------------------
+# LDM's `LatentDiffusion(use_ema=True)` (training checkpoints, fine-tunes made with Stability's code)
+# keeps beside `model.diffusion_model.*` an exponential moving average of the UNet in `LitEma`
+# (ldm/modules/ema.py): one buffer per trainable parameter, named `model_ema.` + the parameter's
+# name inside the wrapper (`diffusion_model.…`) with every "." removed, since buffer names may have
+# none; plus `model_ema.decay` and `model_ema.num_updates`. The EMA is the copy made for inference
+# (the released 512-depth-ema has it merged already and carries no `model_ema.*`).
+EMA_PREFIX = "model_ema."
+
+
+def ema_name(unet_name: str) -> str:
+    """LitEma's buffer for a UNet parameter: `model.diffusion_model.input_blocks.0.0.weight` ->
+    `model_ema.diffusion_modelinput_blocks00weight` (diffusers' `extract_ema` uses the same rule)."""
+    return EMA_PREFIX + unet_name.removeprefix("model.").replace(".", "")
+
+
+def ema_copies(state: Mapping[str, Any]) -> dict[str, str]:
+    """Each UNet tensor of the file that has an EMA copy there: its name -> the copy's name."""
+    names = {key: ema_name(key) for key in state if key.startswith(UNET_PREFIX)}
+    return {key: copy for key, copy in names.items() if copy in state}
+
+
+def unet_tensors(state: Mapping[str, Any]) -> StateDict:
+    """The UNet under its `model.diffusion_model.` names, each tensor's EMA copy where the file has one.
+    A parameter without a copy was frozen in training (LitEma skips those), so both values are one."""
+    copies = ema_copies(state)
+    return {key: state[copies.get(key, key)] for key in state if key.startswith(UNET_PREFIX)}
+
+
+def _text_model_prefix() -> str:
+    """Where transformers' CLIPTextModel keeps its layers: under `text_model.` before version 5."""
+    import transformers
+
+    return "text_model." if int(transformers.__version__.split(".")[0]) < 5 else ""
+
+
+def _text_encoder_weights(state: Mapping[str, Any], config: Mapping[str, Any]) -> StateDict:
+    from types import SimpleNamespace
+
+    from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
+    from transformers import CLIPTextConfig
+
+    # Given the tower without its prefix, diffusers' helper converts every block: with the prefix it
+    # would drop block 23 by name, which a `layer: last` model (24 blocks) needs. Of the model it
+    # reads only `config.hidden_size`, and only for a file without a text projection.
+    tower = SimpleNamespace(config=CLIPTextConfig(**config))
+    converted = convert_open_clip_checkpoint(tower, _with_prefix(state, TEXT_PREFIX), prefix="")
+    layers = int(config["num_hidden_layers"])
+    prefix = _text_model_prefix()
+    weights: StateDict = {}
+    for key, value in converted.items():
+        block = re.match(r"text_model\.encoder\.layers\.(\d+)\.", key)
+        if key == "text_projection.weight" or (block and int(block[1]) >= layers):
+            continue  # CLIPTextModel has no projection; SD2 encodes with the penultimate block
+        weights[prefix + key.removeprefix("text_model.")] = value
+    return weights
+
+
+def component_weights(state: Mapping[str, Any], component: str, configs: DepthModelConfigs) -> StateDict:
+    """The weights a single-file state dict gives one component, under its diffusers/transformers
+    names (what `convert_component` loads; tensors the component does not use are left out)."""
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
+    from transformers import DPTConfig
+
+    if component == "unet":
+        # Only the UNet's tensors, EMA already chosen: given `model_ema.*` too, diffusers would warn
+        # about its own `--extract_ema` flag, and put None where a frozen parameter has no copy.
+        return dict(convert_ldm_unet_checkpoint(unet_tensors(state), dict(configs.unet)))
+    if component == "vae":
+        return dict(convert_ldm_vae_checkpoint(state, dict(configs.vae)))
+    if component == "text_encoder":
+        return _text_encoder_weights(state, configs.text_encoder)
+    if component == "depth_estimator":
+        config = DPTConfig(**configs.depth_estimator)
+        midas = _with_prefix(state, DEPTH_PREFIX)
+        return convert_midas(midas, int(config.hidden_size), int(config.num_hidden_layers or 0))
+    raise ModelError(f"{component} has no weights in a single-file checkpoint")
+
+
+def empty_component(component: str, configs: DepthModelConfigs) -> Any:
+    """One component at the configured architecture, with freshly initialised weights."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, DPTConfig, DPTForDepthEstimation
+
+    if component == "unet":
+        return UNet2DConditionModel.from_config(dict(configs.unet))
+    if component == "vae":
+        return AutoencoderKL.from_config(dict(configs.vae))
+    if component == "text_encoder":
+        return CLIPTextModel(CLIPTextConfig(**configs.text_encoder))
+    if component == "depth_estimator":
+        return DPTForDepthEstimation(DPTConfig(**configs.depth_estimator))
+    raise ModelError(f"{component} has no weights in a single-file checkpoint")
+
+
 def convert_component(
     state: Mapping[str, Any], component: str, configs: DepthModelConfigs, path: Path
 ) -> Any:
     """Build one weighted component from a single-file state dict."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from diffusers.loaders.single_file_utils import (
-        convert_ldm_unet_checkpoint,
-        convert_ldm_vae_checkpoint,
-        convert_open_clip_checkpoint,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, DPTConfig, DPTForDepthEstimation
-
-    if component == "unet":
-        module = UNet2DConditionModel.from_config(dict(configs.unet))
-        weights = convert_ldm_unet_checkpoint(state, dict(configs.unet))
-    elif component == "vae":
-        module = AutoencoderKL.from_config(dict(configs.vae))
-        weights = convert_ldm_vae_checkpoint(state, dict(configs.vae))
-    elif component == "text_encoder":
-        module = CLIPTextModel(CLIPTextConfig(**configs.text_encoder))
-        weights = convert_open_clip_checkpoint(module, state, prefix=TEXT_PREFIX)
-        known = set(module.state_dict())
-        if not any(key.startswith("text_model.") for key in known):  # transformers >= 5 drops the prefix
-            weights = {key.removeprefix("text_model."): value for key, value in weights.items()}
-        # SD2 encodes with the penultimate layer: the file's last block (and its projection) stay unused.
-        weights = {key: value for key, value in weights.items() if key in known}
-    elif component == "depth_estimator":
-        config = DPTConfig(**configs.depth_estimator)
-        module = DPTForDepthEstimation(config)
-        midas = _with_prefix(state, DEPTH_PREFIX)
-        weights = convert_midas(midas, int(config.hidden_size), int(config.num_hidden_layers or 0))
-    else:
-        raise ModelError(f"{component} has no weights in a single-file checkpoint")
-    return _load_into(module, weights, component, path).eval()
+    weights = component_weights(state, component, configs)
+    if component == "unet" and (copies := ema_copies(state)):
+        log.info(
+            "%s: the UNet's EMA weights are used (%d tensors under %s*), not its training weights",
+            path,
+            len(copies),
+            EMA_PREFIX,
+        )
+    return _load_into(empty_component(component, configs), weights, component, path).eval()
 
 
 WEIGHTED_PARTS = ("unet", "vae", "text_encoder", "depth_estimator")

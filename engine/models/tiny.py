@@ -167,18 +167,13 @@ def depth_image_processor(**settings: Any) -> Any:
 
 
 def tiny_scheduler() -> Any:
+    """SD2-depth's own schedule (`engine.models.sd2_depth.SCHEDULER`): the tiny model samples as the
+    real one does."""
     from diffusers import PNDMScheduler
 
-    return PNDMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        skip_prk_steps=True,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type="epsilon",
-    )
+    from engine.models.sd2_depth import SCHEDULER
+
+    return PNDMScheduler.from_config(SCHEDULER)
 
 
 BUILDERS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,6 @@ from engine.models.single_file import (
     convert_midas,
     load_single_file,
     midas_key_to_dpt,
-    read_state_dict,
 )
 from engine.models.tiny import build_tiny
 from tests.models.ldm_export import dpt_to_midas, text_to_open_clip, unet_to_ldm, vae_to_ldm
@@ -108,23 +108,6 @@ def test_a_depth_unet_without_midas_weights_is_refused(tiny: dict[str, Any], tmp
         load_single_file(path, configs_of(tiny))
 
 
-def test_truncated_corrupt_and_unsafe_files_are_named_in_the_error(tmp_path: Path) -> None:
-    truncated = tmp_path / "cut.safetensors"
-    save_file({"x": torch.zeros(1000)}, str(truncated))
-    truncated.write_bytes(truncated.read_bytes()[:200])
-    with pytest.raises(ModelError, match=r"cut\.safetensors.*truncated or corrupt"):
-        read_state_dict(truncated)
-
-    class Payload:
-        def __reduce__(self) -> tuple[Any, tuple[str]]:
-            return (print, ("this must never run",))
-
-    unsafe = tmp_path / "unsafe.ckpt"
-    torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": Payload()}, unsafe)
-    with pytest.raises(ModelError, match=r"unsafe\.ckpt"):
-        read_state_dict(unsafe)
-
-
 def test_the_graph_on_a_single_file_paints_what_it_paints_on_the_same_weights_built_in(
     tiny: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -163,10 +146,11 @@ def test_the_graph_on_a_single_file_paints_what_it_paints_on_the_same_weights_bu
 
 
 def test_a_single_file_without_a_tokenizer_says_where_to_get_one(
-    tiny: dict[str, Any], tmp_path: Path
+    tiny: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from engine.models.manager import ModelManager
 
+    monkeypatch.setattr("engine.models.sd2_depth.BPE_FILE", "not-installed.txt.gz")  # open_clip as if absent
     save_file(single_file_state(tiny), str(tmp_path / "512-depth-ema.safetensors"))
     manager = ModelManager(tmp_path)
     with pytest.raises(ModelError, match=r"carry no tokenizer.*open_clip_torch"):
@@ -188,6 +172,10 @@ def test_models_convert_writes_a_folder_diffusers_can_load(
     pipeline = StableDiffusionDepth2ImgPipeline.from_pretrained(tmp_path / "converted")
     for key, value in tiny["unet"].state_dict().items():
         assert torch.equal(pipeline.unet.state_dict()[key], value)
+    written = json.loads((tmp_path / "converted" / "scheduler" / "scheduler_config.json").read_text())
+    assert written["clip_sample"] is False and written["set_alpha_to_one"] is False  # as Stability samples
+    assert written["steps_offset"] == 1 and written["prediction_type"] == "epsilon"
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
     assert main(["models", "convert", str(checkpoint), str(tmp_path / "converted")]) == 1  # never overwrites
 
 
@@ -210,3 +198,37 @@ def test_the_sd2_depth_configs_build_the_published_architecture() -> None:
     }
     assert millions == {"unet": 865.9, "vae": 83.7, "text_encoder": 340.4, "depth_estimator": 122.4}
     assert parts["unet"].config.in_channels == 5
+
+
+def test_a_fine_tune_with_an_ema_copy_loads_the_ema_unet(
+    tiny: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A `use_ema: True` training checkpoint keeps LitEma's copy of the UNet (`model_ema.*`) beside the
+    training weights; the copy is the one made for inference, so it is the one loaded."""
+    import logging
+
+    from engine.models.single_file import EMA_PREFIX, ema_name
+
+    unet = tiny["unet"]
+    averaged = {key: value + 1 for key, value in unet.state_dict().items()}
+    state = single_file_state(tiny)
+    for key, value in unet_to_ldm(averaged, unet.config).items():
+        state[ema_name(key)] = value.contiguous().clone()
+    frozen = "model.diffusion_model.time_embed.0.bias"  # LitEma keeps no copy of a frozen parameter
+    del state[ema_name(frozen)]
+    state[f"{EMA_PREFIX}decay"] = torch.tensor(0.9999)
+    state[f"{EMA_PREFIX}num_updates"] = torch.tensor(1234, dtype=torch.int32)
+    path = tmp_path / "depth-fine-tune.ckpt"
+    torch.save({"state_dict": state, "global_step": 1234}, path)
+    with caplog.at_level(logging.INFO, logger="depthgraph.models"):
+        loaded = load_single_file(path, configs_of(tiny))
+    for key, value in loaded["unet"].state_dict().items():
+        if key == "time_embedding.linear_1.bias":
+            assert torch.equal(value, unet.state_dict()[key]), "a tensor without a copy keeps its own value"
+        else:
+            assert torch.equal(value, averaged[key]), key
+    for part in ("vae", "text_encoder", "depth_estimator"):
+        for key, value in tiny[part].state_dict().items():
+            assert torch.equal(loaded[part].state_dict()[key], value), f"{part}: {key}"
+    [message] = [record.getMessage() for record in caplog.records if record.name == "depthgraph.models"]
+    assert message.startswith(f"{path}: the UNet's EMA weights are used")
