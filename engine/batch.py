@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends import Backend, Job
-from engine.files import IMAGE_EXTENSIONS, FileStore
+from engine.files import IMAGE_EXTENSIONS, FileStore, saved_files
 from engine.graph import ExecutableGraph
 from engine.overrides import UsageError
 from engine.runtime import Engine
@@ -134,15 +134,15 @@ def sweep_prompts(prompt: dict[str, Any], sweep: Sweep) -> list[dict[str, Any]]:
 
 
 def output_paths(outputs: dict[str, Any], files: FileStore) -> list[str]:
-    paths = []
-    for ui in outputs.values():
-        for value in ui.values() if isinstance(ui, dict) else ():
-            for item in value if isinstance(value, list) else ():
-                if isinstance(item, dict) and item.get("type") == "output" and "filename" in item:
-                    folder = files.output_dir
-                    path = files.resolve("output", item["filename"], item.get("subfolder", ""))
-                    paths.append(path.relative_to(folder.resolve()).as_posix())
-    return paths
+    """The files a run saved in the output folder (of every kind: images, depth maps, ...), as
+    names relative to it."""
+    folder = files.output_dir.resolve()
+    return [
+        files.path_of(saved).relative_to(folder).as_posix()
+        for ui in outputs.values()
+        if isinstance(ui, dict)
+        for saved in saved_files(ui, ("output",))
+    ]
 
 
 def validate_all(

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from engine.config import EXECUTORS, ConfigError, Settings, allowed, load_settings, parse_bytes
 from engine.devices import DEVICE_CHOICES, DeviceError
 from engine.events import Event, NodeExecuting, NodesCached, Progress
-from engine.files import FOLDER_KINDS, FileStore
+from engine.files import FileStore, saved_files
 from engine.graph_file import GraphDocument, GraphFileError, load_graph
 from engine.models.fetch import DEFAULT_REPO, fetch_model
 from engine.models.importing import import_model
@@ -389,9 +389,10 @@ def _run(args: argparse.Namespace, document: GraphDocument, engine: Engine, vali
             print("".join(error.traceback), file=sys.stderr, end="")
         return EXIT_FAILED
     if not args.json:
-        for node_id, paths in _output_paths(result, engine.files).items():
-            for path in paths:
-                print(f"{node_id}: {path}")
+        for node_id, by_key in _saved_paths(result, engine.files).items():
+            for paths in by_key.values():
+                for path in paths:
+                    print(f"{node_id}: {path}")
         print(
             f"done in {result.seconds:.2f} s: {len(result.executed)} node(s) ran, "
             f"{len(result.cached)} cached",
@@ -400,14 +401,13 @@ def _run(args: argparse.Namespace, document: GraphDocument, engine: Engine, vali
     return EXIT_OK
 
 
-def _output_paths(result: RunResult, files: FileStore) -> dict[str, list[str]]:
-    paths: dict[str, list[str]] = {}
+def _saved_paths(result: RunResult, files: FileStore) -> dict[str, dict[str, list[str]]]:
+    """The paths of every file each node saved (images, depth maps, ...), by the UI key listing them."""
+    paths: dict[str, dict[str, list[str]]] = {}
     for node_id, ui in result.outputs.items():
-        for image in ui.get("images", []):
-            kind = image.get("type", "output")
-            folder = files.folder(kind if kind in FOLDER_KINDS else "output")
-            path = folder / image.get("subfolder", "") / image["filename"]
-            paths.setdefault(node_id, []).append(_shown(path))
+        for saved in saved_files(ui):
+            shown = _shown(files.path_of(saved))
+            paths.setdefault(node_id, {}).setdefault(saved.key, []).append(shown)
     return paths
 
 
@@ -420,13 +420,9 @@ def _shown(path: Path) -> str:
 
 
 def _result_json(result: RunResult, files: FileStore) -> dict[str, Any]:
-    outputs: dict[str, dict[str, Any]] = {}
-    paths = _output_paths(result, files)
-    for node_id, ui in result.outputs.items():
-        entry = {key: value for key, value in ui.items() if key != "images"}
-        if node_id in paths:
-            entry["images"] = paths[node_id]
-        outputs[node_id] = entry
+    # What each node showed, with its lists of saved files ("images", "depth_files") as paths.
+    paths = _saved_paths(result, files)
+    outputs = {node_id: {**ui, **paths.get(node_id, {})} for node_id, ui in result.outputs.items()}
     payload: dict[str, Any] = {
         "status": result.status,
         "prompt_id": result.prompt_id,

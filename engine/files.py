@@ -8,6 +8,9 @@ drive letters, NUL bytes, and symlinks that point outside; and names no file sys
 Files appear whole or not at all: outputs are written under a hidden temporary name and published
 under their counter name only when finished (`FileStore.write_output`), uploads likewise
 (`create_whole`), so a full disk or a crash never leaves a half-written file under a real name.
+
+What a run saved is read back from the nodes' UI outputs by `saved_files`, the one lister of them
+(for the command line, batches, and the files a cluster worker sends back).
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 FolderKind = Literal["input", "output", "temp"]
 FOLDER_KINDS: tuple[FolderKind, ...] = ("input", "output", "temp")
@@ -30,6 +33,37 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 MAX_NAME_PART_BYTES = 255
 MAX_NAME_BYTES = 1024
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})  # no quotas on Windows
+
+
+@dataclass(frozen=True)
+class SavedFile:
+    """One file a node's UI output names: the UI key that lists it ("images", "depth_files"), the
+    folder it is in and its name there."""
+
+    key: str
+    kind: FolderKind
+    filename: str
+    subfolder: str = ""
+
+    def entry(self) -> dict[str, str]:
+        """The file as a UI output lists it: {filename, subfolder, type}."""
+        return {"filename": self.filename, "subfolder": self.subfolder, "type": self.kind}
+
+
+def saved_files(ui: Mapping[str, Any], kinds: Iterable[FolderKind] = FOLDER_KINDS) -> Iterator[SavedFile]:
+    """Each file a node's UI output names, of every key (`images`, `depth_files`, ...), in order: the
+    `{filename, subfolder, type}` entries in its lists whose type is one of `kinds`. Everything else
+    a node shows (text, numbers, entries without a file name) is skipped."""
+    wanted = frozenset(kinds)
+    for key, value in ui.items():
+        if not isinstance(value, list):
+            continue
+        for item in value:
+            if not isinstance(item, Mapping):
+                continue
+            filename, subfolder, kind = item.get("filename"), item.get("subfolder", ""), item.get("type")
+            if isinstance(filename, str) and isinstance(subfolder, str) and kind in wanted:
+                yield SavedFile(key, kind, filename, subfolder)
 
 
 class UnsafePathError(ValueError):
@@ -113,6 +147,10 @@ class FileStore:
         if path != folder and folder not in path.parents:
             raise UnsafePathError(f"{name!r} leads outside the {kind} folder (through a symlink)")
         return path
+
+    def path_of(self, saved: SavedFile) -> Path:
+        """Where a file a node saved is (refusing a name that would leave its folder)."""
+        return self.resolve(saved.kind, saved.filename, saved.subfolder)
 
     def resolve_input(self, name: str) -> Path:
         """An input file: one named on the command line, or a name inside the input folder."""

@@ -1,28 +1,36 @@
 """Node declarations and the registry that collects them.
 
-A node is declared once, with the `node` decorator on its one function::
+A node is declared once: one function, whose parameters are its inputs. Each parameter's default
+says what the input is (its type, default, bounds, choices and tooltip), and `node` adds the rest::
 
     @node(
-        "ImageInvert",
-        display_name="Invert Image",
+        "ImageBrighten",
+        display_name="Brighten Image",
         category="image",
-        description="Inverts an image's colours (1 - value).",
-        inputs=[Input.socket("image", "IMAGE")],
-        outputs=[Output("IMAGE")],
+        description="Adds a constant to every pixel.",
+        outputs=[Output(IMAGE)],
     )
-    def image_invert(image):
-        return (1.0 - image,)
+    def image_brighten(
+        image: torch.Tensor = Socket(IMAGE),
+        amount: float = Float(0.1, min=-1.0, max=1.0, tooltip="added to each channel"),
+    ) -> tuple[torch.Tensor]:
+        return ((image + amount).clamp(0, 1),)
 
-The decorator returns a `NodeDefinition` and registers nothing by itself. A `NodeRegistry` collects
-the definitions found in node-pack modules (see `engine.plugins`), refuses a second node under a name
-that is already taken, and remembers which nodes are built in.
+`Socket`, `Int`, `Float`, `String`, `FilenamePrefix`, `Boolean` and `Combo` make the inputs; a
+parameter named `context` is not an input but the run's `NodeContext`. The declaration is read and
+checked when the module is imported (`engine.declaration`): a mistake raises `NodeDeclarationError`
+naming the node and the fix. The decorated name is a `NodeDefinition`, still callable as the function
+with plain values (`image_brighten(image, 0.2)`), the inputs' defaults filled in.
+
+The decorator registers nothing by itself. A `NodeRegistry` collects the definitions found in
+node-pack modules (see `engine.plugins`), refuses a second node under a name that is already taken,
+and remembers which nodes are built in.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -86,90 +94,131 @@ class InputSpec:
         return self.options
 
 
+# The inputs of a node, written as its parameters' defaults (`seed: int = Int(0, min=0)`): each makes
+# an `InputSpec` that the parameter names. They are typed `Any`, as pydantic's `Field` is, so that
+# `seed: int = Int(0)` reads as an int to type checkers; `node` replaces them with the plain defaults.
+# They are named like the kinds of input they make (Int, Float, ...), hence N802.
+
+
+def Socket(  # noqa: N802
+    type: str, *, optional: bool = False, lazy: bool = False, tooltip: str = ""
+) -> Any:
+    """A socket linked from another node's output of `type`. An optional one that is not linked
+    leaves the parameter None; a lazy one gets a `SubChain` to run on demand (`engine.subchain`)."""
+    return InputSpec("", type, required=not optional, tooltip=tooltip, lazy=lazy)
+
+
+def Int(  # noqa: N802
+    default: int,
+    *,
+    min: int | None = None,
+    max: int | None = None,
+    step: int = 1,
+    optional: bool = False,
+    display: str | None = None,
+    tooltip: str = "",
+) -> Any:
+    """A whole number typed in (`display` "slider" or "number" in the editor)."""
+    return InputSpec("", INT, not optional, default, min, max, step, display=display, tooltip=tooltip)
+
+
+def Float(  # noqa: N802
+    default: float,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    step: float = 0.01,
+    optional: bool = False,
+    display: str | None = None,
+    tooltip: str = "",
+) -> Any:
+    """A number with a fraction typed in; the default is written as a float (1.0, not 1)."""
+    return InputSpec("", FLOAT, not optional, default, min, max, step, display=display, tooltip=tooltip)
+
+
+def String(  # noqa: N802
+    default: str = "",
+    *,
+    multiline: bool = False,
+    optional: bool = False,
+    tooltip: str = "",
+    check: ValueCheck | None = None,
+) -> Any:
+    """A text typed in; `check` is the value's own rule, run at validation (why it is refused, or None)."""
+    return InputSpec("", STRING, not optional, default, multiline=multiline, tooltip=tooltip, check=check)
+
+
+def FilenamePrefix(default: str, *, tooltip: str = "") -> Any:  # noqa: N802
+    """Where a saving node writes: a file name start, maybe with subfolders, inside the output
+    folder; a prefix that would leave it is refused at validation."""
+    return String(default, tooltip=tooltip, check=inside_output_folder)
+
+
+def Boolean(default: bool, *, optional: bool = False, tooltip: str = "") -> Any:  # noqa: N802
+    """A switch."""
+    return InputSpec("", BOOLEAN, not optional, default, tooltip=tooltip)
+
+
+def Combo(  # noqa: N802
+    options: OptionsSource,
+    *,
+    default: str | None = None,
+    optional: bool = False,
+    upload: str | None = None,
+    tooltip: str = "",
+    missing_hint: MissingHint | None = None,
+) -> Any:
+    """One of a list of choices: fixed, or a function of the file store (the files in a folder), with
+    `missing_hint` saying where a missing one was looked for. A fixed list defaults to its first."""
+    if default is None and not callable(options) and options:
+        default = options[0]
+    return InputSpec(
+        "",
+        COMBO,
+        not optional,
+        default,
+        options=options,
+        upload=upload,
+        tooltip=tooltip,
+        missing_hint=missing_hint,
+    )
+
+
 class Input:
-    """Constructors for `InputSpec`, one per kind of input."""
+    """The same inputs, named, for `node(inputs=[...])`: the way nodes were declared before their
+    parameters carried their inputs, still read (and checked the same way)."""
 
     @staticmethod
-    def socket(
-        name: str, type: str, *, optional: bool = False, lazy: bool = False, tooltip: str = ""
-    ) -> InputSpec:
-        return InputSpec(name, type, required=not optional, tooltip=tooltip, lazy=lazy)
+    def socket(name: str, type: str, **options: Any) -> InputSpec:
+        return _named(name, Socket(type, **options))
 
     @staticmethod
-    def int(
-        name: str,
-        default: int,
-        *,
-        min: int | None = None,
-        max: int | None = None,
-        step: int = 1,
-        optional: bool = False,
-        display: str | None = None,
-        tooltip: str = "",
-    ) -> InputSpec:
-        return InputSpec(name, INT, not optional, default, min, max, step, display=display, tooltip=tooltip)
+    def int(name: str, default: int, **options: Any) -> InputSpec:
+        return _named(name, Int(default, **options))
 
     @staticmethod
-    def float(
-        name: str,
-        default: float,
-        *,
-        min: float | None = None,
-        max: float | None = None,
-        step: float = 0.01,
-        optional: bool = False,
-        display: str | None = None,
-        tooltip: str = "",
-    ) -> InputSpec:
-        return InputSpec(name, FLOAT, not optional, default, min, max, step, display=display, tooltip=tooltip)
+    def float(name: str, default: float, **options: Any) -> InputSpec:
+        return _named(name, Float(default, **options))
 
     @staticmethod
-    def string(
-        name: str,
-        default: str = "",
-        *,
-        multiline: bool = False,
-        optional: bool = False,
-        tooltip: str = "",
-        check: ValueCheck | None = None,
-    ) -> InputSpec:
-        return InputSpec(
-            name, STRING, not optional, default, multiline=multiline, tooltip=tooltip, check=check
-        )
+    def string(name: str, default: str = "", **options: Any) -> InputSpec:
+        return _named(name, String(default, **options))
 
     @staticmethod
     def filename_prefix(name: str, default: str, *, tooltip: str = "") -> InputSpec:
-        """Where a saving node writes: a file name start, maybe with subfolders, inside the output
-        folder; a prefix that would leave it is refused at validation."""
-        return Input.string(name, default, tooltip=tooltip, check=inside_output_folder)
+        return _named(name, FilenamePrefix(default, tooltip=tooltip))
 
     @staticmethod
-    def boolean(name: str, default: bool, *, optional: bool = False, tooltip: str = "") -> InputSpec:
-        return InputSpec(name, BOOLEAN, not optional, default, tooltip=tooltip)
+    def boolean(name: str, default: bool, **options: Any) -> InputSpec:
+        return _named(name, Boolean(default, **options))
 
     @staticmethod
-    def combo(
-        name: str,
-        options: OptionsSource,
-        *,
-        default: str | None = None,
-        optional: bool = False,
-        upload: str | None = None,
-        tooltip: str = "",
-        missing_hint: MissingHint | None = None,
-    ) -> InputSpec:
-        if default is None and not callable(options) and options:
-            default = options[0]
-        return InputSpec(
-            name,
-            COMBO,
-            not optional,
-            default,
-            options=options,
-            upload=upload,
-            tooltip=tooltip,
-            missing_hint=missing_hint,
-        )
+    def combo(name: str, options: OptionsSource, **settings: Any) -> InputSpec:
+        return _named(name, Combo(options, **settings))
+
+
+def _named(name: str, spec: InputSpec) -> InputSpec:
+    return replace(spec, name=name)
 
 
 def inside_output_folder(prefix: Any, files: FileStore) -> str | None:
@@ -220,12 +269,13 @@ class NodeOutput:
 
 @dataclass(frozen=True)
 class NodeDefinition:
-    """Everything the engine knows about one node type."""
+    """Everything the engine knows about one node type. Calling it calls its function."""
 
     class_name: str
     display_name: str
     category: str
     description: str
+    # Called with the inputs by name (and `context`); inputs left out get their plain defaults.
     function: Callable[..., Any]
     inputs: tuple[InputSpec, ...] = ()
     outputs: tuple[Output, ...] = ()
@@ -242,11 +292,17 @@ class NodeDefinition:
     lazy_inputs: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        names = [spec.name for spec in self.inputs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"node {self.class_name}: input names repeat: {names}")
         object.__setattr__(self, "inputs_by_name", {spec.name: spec for spec in self.inputs})
         object.__setattr__(self, "lazy_inputs", frozenset(spec.name for spec in self.inputs if spec.lazy))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The node function on plain values, e.g. `noise_latent(model, latent, 5, 0.8, 4, "ddim")`."""
+        return self.function(*args, **kwargs)
+
+
+class NodeDeclarationError(ValueError):
+    """A node declaration that cannot work, found when its module is imported; the message names the
+    node and the fix."""
 
 
 def node(
@@ -262,9 +318,14 @@ def node(
     fingerprint: Fingerprint | None = None,
     output_size: OutputSize | None = None,
 ) -> Callable[[Callable[..., Any]], NodeDefinition]:
-    """Declare a node. The function receives the inputs as keyword arguments (and `context`, a
+    """Declare a node. Its inputs are the function's parameters, each with its input as its default
+    (see the module docstring); `inputs=[Input.int("seed", 0), ...]` with plain parameters is the
+    older way, still read. The function receives the inputs as keyword arguments (and `context`, a
     `NodeContext`, if it has a parameter of that name) and returns a tuple with one value per output,
-    or a `NodeOutput` when it also has something to show.
+    or a `NodeOutput` when it also has something to show. A node with no outputs is an `output_node`.
+
+    A node that reads the outside world (a file) declares a `fingerprint`: given its typed-in inputs
+    and the file store, a string that changes when that world does, so the node runs again.
 
     A node that makes or enlarges images, masks, depth maps or latents declares `output_size`: given
     its inputs by name, the pixels (width × height × batch; a latent counts at the size of its image)
@@ -272,23 +333,30 @@ def node(
     typed-in constants only (a linked input is missing: reading it raises KeyError, which counts as
     "cannot tell"; a count it can only bound from below, such as an unknown batch taken as 1, is fine),
     and the scheduler calls it again with the real values just before the node runs. Beyond the
-    `max_output_pixels` setting the node is refused, before anything is allocated."""
+    `max_output_pixels` setting the node is refused, before anything is allocated.
+
+    The declaration is checked here, when the module is imported (`engine.declaration` lists the
+    rules); a mistake raises `NodeDeclarationError`."""
+    # engine.declaration reads the InputSpec and Output types defined above, so it is imported here.
+    from engine.declaration import check_node_name, read_declaration
+
+    check_node_name(class_name, description)
 
     def declare(function: Callable[..., Any]) -> NodeDefinition:
-        parameters = inspect.signature(function).parameters
+        declaration = read_declaration(class_name, function, inputs, outputs, output_node)
         return NodeDefinition(
             class_name=class_name,
             display_name=display_name or class_name,
             category=category,
             description=description,
-            function=function,
-            inputs=tuple(inputs),
+            function=declaration.function,
+            inputs=declaration.inputs,
             outputs=tuple(outputs),
             version=version,
             output_node=output_node,
             fingerprint=fingerprint,
             module=function.__module__,
-            wants_context="context" in parameters,
+            wants_context=declaration.wants_context,
             output_size=output_size,
         )
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from engine.models.manager import ModelHandle
-from engine.registry import Input, Output, node
+from engine.registry import Combo, Output, Socket, node
 from engine.sockets import DEPTH, DEPTH_MODEL, IMAGE
 from nodes.depth_ops import normalize_min_max
 from nodes.image_tensors import tensor_to_pil
@@ -41,7 +41,21 @@ def _predict(estimator: Any, pixels: torch.Tensor) -> torch.Tensor:
     return predicted
 
 
-def estimate_depth(depth_model: ModelHandle, image: torch.Tensor, preprocessing: str) -> torch.Tensor:
+@node(
+    "DepthEstimate",
+    display_name="Estimate Depth",
+    category="depth",
+    description="Estimates a depth map (MiDaS DPT-hybrid) from an image; larger values are nearer.",
+    outputs=[Output(DEPTH)],
+)
+def estimate_depth(
+    depth_model: ModelHandle = Socket(DEPTH_MODEL),
+    image: torch.Tensor = Socket(IMAGE),
+    preprocessing: str = Combo(
+        PREPROCESSING,
+        tooltip="diffusers: squash to 384×384 (matches diffusers); stability: keep the aspect ratio",
+    ),
+) -> tuple[torch.Tensor]:
     """Relative inverse depth [B, 1, h, w] (larger = nearer) at the estimator's resolution.
 
     "diffusers": the image is squashed to 384×384, as the diffusers pipeline does. "stability": the
@@ -62,32 +76,7 @@ def estimate_depth(depth_model: ModelHandle, image: torch.Tensor, preprocessing:
     autocast = torch.autocast("cuda", dtype=depth_model.dtype, enabled=estimator.device.type == "cuda")
     with torch.inference_mode(), autocast:
         predicted = _predict(estimator, pixels)
-    return predicted.unsqueeze(1).float()
-
-
-@node(
-    "DepthEstimate",
-    display_name="Estimate Depth",
-    category="depth",
-    description="Estimates a depth map (MiDaS DPT-hybrid) from an image; larger values are nearer.",
-    inputs=[
-        Input.socket("depth_model", DEPTH_MODEL),
-        Input.socket("image", IMAGE),
-        Input.combo(
-            "preprocessing",
-            PREPROCESSING,
-            tooltip="diffusers: squash to 384×384 (matches diffusers); stability: keep the aspect ratio",
-        ),
-    ],
-    outputs=[Output(DEPTH)],
-)
-def depth_estimate(depth_model: ModelHandle, image: torch.Tensor, preprocessing: str) -> tuple[torch.Tensor]:
-    return (estimate_depth(depth_model, image, preprocessing),)
-
-
-def depth_to_image(depth: torch.Tensor) -> torch.Tensor:
-    """Each depth map stretched to 0..1 as a gray image [B, H, W, 3], white = near."""
-    return normalize_min_max(depth)[:, 0, :, :, None].expand(-1, -1, -1, 3)
+    return (predicted.unsqueeze(1).float(),)
 
 
 @node(
@@ -95,8 +84,8 @@ def depth_to_image(depth: torch.Tensor) -> torch.Tensor:
     display_name="Depth as Image",
     category="depth",
     description="Shows a depth map as a grayscale image (white = near), to preview or save it.",
-    inputs=[Input.socket("depth", DEPTH)],
     outputs=[Output(IMAGE)],
 )
-def depth_as_image(depth: torch.Tensor) -> tuple[torch.Tensor]:
-    return (depth_to_image(depth),)
+def depth_as_image(depth: torch.Tensor = Socket(DEPTH)) -> tuple[torch.Tensor]:
+    """Each depth map stretched to 0..1 as a gray image [B, H, W, 3], white = near."""
+    return (normalize_min_max(depth)[:, 0, :, :, None].expand(-1, -1, -1, 3),)

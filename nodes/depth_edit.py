@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from engine.context import NodeContext
-from engine.registry import Input, Output, node
+from engine.registry import Boolean, Combo, Float, Int, Output, Socket, String, node
 from engine.sockets import DEPTH, IMAGE, MASK
 from nodes import depth_ops, output_sizes
 from nodes.spatial import match_batch
@@ -20,20 +20,18 @@ POSITION_TOOLTIP = "on the normalised map: 0 = farthest, 1 = nearest"
     display_name="Normalize Depth",
     category="depth/edit",
     description="Stretches each depth map to 0..1 (far to near), optionally ignoring outliers.",
-    inputs=[
-        Input.socket("depth", DEPTH),
-        Input.combo(
-            "method",
-            ("min-max", "percentile"),
-            tooltip="percentile clips the values beyond the two percentiles first (robust to outliers)",
-        ),
-        Input.float("low_percentile", 2.0, min=0.0, max=50.0, step=0.5, tooltip="becomes 0 (percentile)"),
-        Input.float("high_percentile", 98.0, min=50.0, max=100.0, step=0.5, tooltip="becomes 1 (percentile)"),
-    ],
     outputs=[Output(DEPTH)],
 )
 def depth_normalize(
-    depth: torch.Tensor, method: str, low_percentile: float, high_percentile: float, context: NodeContext
+    depth: torch.Tensor = Socket(DEPTH),
+    method: str = Combo(
+        ("min-max", "percentile"),
+        tooltip="percentile clips the values beyond the two percentiles first (robust to outliers)",
+    ),
+    low_percentile: float = Float(2.0, min=0.0, max=50.0, step=0.5, tooltip="becomes 0 (percentile)"),
+    high_percentile: float = Float(98.0, min=50.0, max=100.0, step=0.5, tooltip="becomes 1 (percentile)"),
+    *,
+    context: NodeContext,
 ) -> tuple[torch.Tensor]:
     if method == "min-max":
         return (depth_ops.normalize_min_max(depth),)
@@ -52,10 +50,9 @@ def depth_normalize(
     display_name="Invert Depth",
     category="depth/edit",
     description="Turns near into far and far into near, keeping the map's own range.",
-    inputs=[Input.socket("depth", DEPTH)],
     outputs=[Output(DEPTH)],
 )
-def depth_invert(depth: torch.Tensor) -> tuple[torch.Tensor]:
+def depth_invert(depth: torch.Tensor = Socket(DEPTH)) -> tuple[torch.Tensor]:
     return (depth_ops.invert_depth(depth),)
 
 
@@ -64,20 +61,17 @@ def depth_invert(depth: torch.Tensor) -> tuple[torch.Tensor]:
     display_name="Depth Levels",
     category="depth/edit",
     description="Levels on the normalised depth map: input black and white points, gamma, output range.",
-    inputs=[
-        Input.socket("depth", DEPTH),
-        Input.float("in_black", 0.0, min=0.0, max=1.0, tooltip="this depth and farther become out_black"),
-        Input.float("in_white", 1.0, min=0.0, max=1.0, tooltip="this depth and nearer become out_white"),
-        Input.float("gamma", 1.0, min=0.1, max=10.0, tooltip="above 1 brings the middle depths nearer"),
-        Input.float("out_black", 0.0, min=0.0, max=1.0, tooltip="the farthest output value"),
-        Input.float(
-            "out_white", 1.0, min=0.0, max=1.0, tooltip="the nearest output value; below out_black inverts"
-        ),
-    ],
     outputs=[Output(DEPTH)],
 )
 def depth_levels(
-    depth: torch.Tensor, in_black: float, in_white: float, gamma: float, out_black: float, out_white: float
+    depth: torch.Tensor = Socket(DEPTH),
+    in_black: float = Float(0.0, min=0.0, max=1.0, tooltip="this depth and farther become out_black"),
+    in_white: float = Float(1.0, min=0.0, max=1.0, tooltip="this depth and nearer become out_white"),
+    gamma: float = Float(1.0, min=0.1, max=10.0, tooltip="above 1 brings the middle depths nearer"),
+    out_black: float = Float(0.0, min=0.0, max=1.0, tooltip="the farthest output value"),
+    out_white: float = Float(
+        1.0, min=0.0, max=1.0, tooltip="the nearest output value; below out_black inverts"
+    ),
 ) -> tuple[torch.Tensor]:
     return (depth_ops.apply_levels(depth, in_black, in_white, gamma, out_black, out_white),)
 
@@ -87,14 +81,13 @@ def depth_levels(
     display_name="Clamp Depth Planes",
     category="depth/edit",
     description="Flattens everything nearer than a near plane and farther than a far plane onto them.",
-    inputs=[
-        Input.socket("depth", DEPTH),
-        Input.float("near", 1.0, min=0.0, max=1.0, tooltip=f"nearer depths become this; {POSITION_TOOLTIP}"),
-        Input.float("far", 0.0, min=0.0, max=1.0, tooltip=f"farther depths become this; {POSITION_TOOLTIP}"),
-    ],
     outputs=[Output(DEPTH)],
 )
-def depth_clamp(depth: torch.Tensor, near: float, far: float) -> tuple[torch.Tensor]:
+def depth_clamp(
+    depth: torch.Tensor = Socket(DEPTH),
+    near: float = Float(1.0, min=0.0, max=1.0, tooltip=f"nearer depths become this; {POSITION_TOOLTIP}"),
+    far: float = Float(0.0, min=0.0, max=1.0, tooltip=f"farther depths become this; {POSITION_TOOLTIP}"),
+) -> tuple[torch.Tensor]:
     return (depth_ops.clamp_planes(depth, near, far),)
 
 
@@ -103,14 +96,13 @@ def depth_clamp(depth: torch.Tensor, near: float, far: float) -> tuple[torch.Ten
     display_name="Blur Depth",
     category="depth/edit",
     description="Smooths a depth map: gaussian softens everything, median removes noise but keeps edges.",
-    inputs=[
-        Input.socket("depth", DEPTH),
-        Input.combo("method", ("gaussian", "median"), tooltip="median keeps the edges between objects sharp"),
-        Input.int("radius", 4, min=0, max=64, tooltip="in pixels of the depth map; 0 leaves it unchanged"),
-    ],
     outputs=[Output(DEPTH)],
 )
-def depth_blur(depth: torch.Tensor, method: str, radius: int) -> tuple[torch.Tensor]:
+def depth_blur(
+    depth: torch.Tensor = Socket(DEPTH),
+    method: str = Combo(("gaussian", "median"), tooltip="median keeps the edges between objects sharp"),
+    radius: int = Int(4, min=0, max=64, tooltip="in pixels of the depth map; 0 leaves it unchanged"),
+) -> tuple[torch.Tensor]:
     return (depth_ops.blur_depth(depth, method, radius),)
 
 
@@ -119,20 +111,18 @@ def depth_blur(depth: torch.Tensor, method: str, radius: int) -> tuple[torch.Ten
     display_name="Match Depth to Image",
     category="depth/edit",
     description="Resizes a depth map to an image's width and height: stretched, cropped or padded.",
-    inputs=[
-        Input.socket("depth", DEPTH),
-        Input.socket("image", IMAGE),
-        Input.combo(
-            "method",
-            ("stretch", "crop", "pad"),
-            tooltip="stretch ignores the aspect ratio (as the estimator's square map is meant); crop fills "
-            "and cuts the sides; pad fits and repeats the edge",
-        ),
-    ],
     outputs=[Output(DEPTH)],
     output_size=output_sizes.depth_match_image,
 )
-def depth_match_image(depth: torch.Tensor, image: torch.Tensor, method: str) -> tuple[torch.Tensor]:
+def depth_match_image(
+    depth: torch.Tensor = Socket(DEPTH),
+    image: torch.Tensor = Socket(IMAGE),
+    method: str = Combo(
+        ("stretch", "crop", "pad"),
+        tooltip="stretch ignores the aspect ratio (as the estimator's square map is meant); crop fills "
+        "and cuts the sides; pad fits and repeats the edge",
+    ),
+) -> tuple[torch.Tensor]:
     resized = depth_ops.match_depth_size(depth, image.shape[1], image.shape[2], method)
     return (match_batch(resized, image.shape[0], "depth", "image"),)
 
@@ -142,35 +132,28 @@ def depth_match_image(depth: torch.Tensor, image: torch.Tensor, method: str) -> 
     display_name="Blend Depth",
     category="depth/edit",
     description="Combines two depth maps at the first one's size (each stretched to 0..1 first, if asked).",
-    inputs=[
-        Input.socket("depth_a", DEPTH),
-        Input.socket("depth_b", DEPTH, tooltip="stretched to depth_a's size"),
-        Input.combo(
-            "mode",
-            ("mix", "min", "max", "masked"),
-            tooltip="mix: weighted average; min/max: the farther/nearer of the two; masked: b where the "
-            "mask is 1",
-        ),
-        Input.float("factor", 0.5, min=0.0, max=1.0, tooltip="how much of depth_b (mix and masked)"),
-        Input.boolean(
-            "normalize",
-            True,
-            tooltip="stretch each map to 0..1 first (maps of different scales); off for maps already "
-            "edited into 0..1, to keep their ranges",
-        ),
-        Input.socket("mask", MASK, optional=True, tooltip="where depth_b shows through (mode masked)"),
-    ],
     outputs=[Output(DEPTH)],
     output_size=output_sizes.depth_blend,
 )
 def depth_blend(
-    depth_a: torch.Tensor,
-    depth_b: torch.Tensor,
-    mode: str,
-    factor: float,
-    normalize: bool,
+    depth_a: torch.Tensor = Socket(DEPTH),
+    depth_b: torch.Tensor = Socket(DEPTH, tooltip="stretched to depth_a's size"),
+    mode: str = Combo(
+        ("mix", "min", "max", "masked"),
+        tooltip="mix: weighted average; min/max: the farther/nearer of the two; masked: b where the "
+        "mask is 1",
+    ),
+    factor: float = Float(0.5, min=0.0, max=1.0, tooltip="how much of depth_b (mix and masked)"),
+    normalize: bool = Boolean(
+        True,
+        tooltip="stretch each map to 0..1 first (maps of different scales); off for maps already "
+        "edited into 0..1, to keep their ranges",
+    ),
+    mask: torch.Tensor | None = Socket(
+        MASK, optional=True, tooltip="where depth_b shows through (mode masked)"
+    ),
+    *,
     context: NodeContext,
-    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor]:
     if mask is not None and mode != "masked":
         context.warn(f"the mask is only used by mode 'masked'; mode '{mode}' ignores it")
@@ -182,17 +165,15 @@ def depth_blend(
     display_name="Depth Curve",
     category="depth/edit",
     description="Reshapes the normalised depth map with a smooth monotone curve through x:y points.",
-    inputs=[
-        Input.socket("depth", DEPTH),
-        Input.string(
-            "points",
-            "0:0, 0.5:0.5, 1:1",
-            tooltip="x:y pairs separated by commas, in 0..1 (0 = farthest); y must only rise or only fall",
-        ),
-    ],
     outputs=[Output(DEPTH)],
 )
-def depth_curve(depth: torch.Tensor, points: str) -> tuple[torch.Tensor]:
+def depth_curve(
+    depth: torch.Tensor = Socket(DEPTH),
+    points: str = String(
+        "0:0, 0.5:0.5, 1:1",
+        tooltip="x:y pairs separated by commas, in 0..1 (0 = farthest); y must only rise or only fall",
+    ),
+) -> tuple[torch.Tensor]:
     xs, ys = depth_ops.parse_curve(points)
     return (depth_ops.apply_curve(depth, xs, ys),)
 
@@ -218,17 +199,16 @@ def _range_warning(mask: torch.Tensor, far: float, near: float, mode: str) -> st
     display_name="Depth Range to Mask",
     category="mask",
     description="Selects the pixels between a far and a near depth as a mask, with soft edges.",
-    inputs=[
-        Input.socket("depth", DEPTH),
-        Input.float("far", 0.5, min=0.0, max=1.0, tooltip=f"the range's far end; {POSITION_TOOLTIP}"),
-        Input.float("near", 1.0, min=0.0, max=1.0, tooltip=f"the range's near end; {POSITION_TOOLTIP}"),
-        Input.float("softness", 0.05, min=0.0, max=0.5, tooltip="width of the fade at each end; 0 = hard"),
-        Input.combo("mode", ("inside", "outside"), tooltip="outside selects the rest (e.g. the background)"),
-    ],
     outputs=[Output(MASK)],
 )
 def depth_range_mask(
-    depth: torch.Tensor, far: float, near: float, softness: float, mode: str, context: NodeContext
+    depth: torch.Tensor = Socket(DEPTH),
+    far: float = Float(0.5, min=0.0, max=1.0, tooltip=f"the range's far end; {POSITION_TOOLTIP}"),
+    near: float = Float(1.0, min=0.0, max=1.0, tooltip=f"the range's near end; {POSITION_TOOLTIP}"),
+    softness: float = Float(0.05, min=0.0, max=0.5, tooltip="width of the fade at each end; 0 = hard"),
+    mode: str = Combo(("inside", "outside"), tooltip="outside selects the rest (e.g. the background)"),
+    *,
+    context: NodeContext,
 ) -> tuple[torch.Tensor]:
     mask = depth_ops.range_mask(depth, far, near, softness, mode)
     warning = _range_warning(mask, far, near, mode)

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from engine.context import NodeContext
 from engine.files import FileStore
-from engine.registry import Input, NodeOutput, Output, node
+from engine.registry import Combo, FilenamePrefix, NodeOutput, Output, Socket, node
 from engine.sockets import DEPTH
 from nodes.image import input_file_hash
 from nodes.image_tensors import pixel_problem, png_metadata
@@ -269,25 +269,24 @@ def _constant_warning(name: str, constant: list[int], batch: int) -> str:
     display_name="Load Depth Map",
     category="depth",
     description="Loads a depth map from a grayscale PNG or TIFF, or a .npy array, in the input folder.",
-    inputs=[
-        Input.combo(
-            "depth",
-            _input_depth_maps,
-            upload="image",
-            tooltip="a .png, .tif, .tiff or .npy file in the input folder",
-            missing_hint=_where_depth_maps_are,
-        ),
-        Input.combo(
-            "convention",
-            LOAD_CONVENTIONS,
-            tooltip="white is near: MiDaS/SD2 maps; white is far: distance-like maps (inverted); "
-            "metric distance: distances such as metres (becomes 1 / distance)",
-        ),
-    ],
     outputs=[Output(DEPTH)],
     fingerprint=input_file_hash("depth"),
 )
-def load_depth(depth: str, convention: str, context: NodeContext) -> tuple[torch.Tensor]:
+def load_depth(
+    depth: str = Combo(
+        _input_depth_maps,
+        upload="image",
+        tooltip="a .png, .tif, .tiff or .npy file in the input folder",
+        missing_hint=_where_depth_maps_are,
+    ),
+    convention: str = Combo(
+        LOAD_CONVENTIONS,
+        tooltip="white is near: MiDaS/SD2 maps; white is far: distance-like maps (inverted); "
+        "metric distance: distances such as metres (becomes 1 / distance)",
+    ),
+    *,
+    context: NodeContext,
+) -> tuple[torch.Tensor]:
     path = context.files.resolve_input(depth)
     maps = read_depth_file(path, convention, context.files.max_image_pixels)
     constant = constant_maps(maps)
@@ -306,24 +305,19 @@ def _entry(subfolder: str, filename: str) -> dict[str, str]:
     category="depth",
     description="Saves depth maps as 16-bit grayscale PNG and/or raw .npy in the output folder (never "
     "overwriting).",
-    inputs=[
-        Input.socket("depth", DEPTH),
-        Input.filename_prefix(
-            "filename_prefix",
-            "depth",
-            tooltip="file name start; may include a subfolder of the output folder, e.g. depth/cat",
-        ),
-        Input.combo(
-            "format",
-            SAVE_FORMATS,
-            tooltip="16-bit PNG: each map stretched to 0..65535; .npy: the raw values, scale kept",
-        ),
-        Input.combo("convention", SAVE_CONVENTIONS, tooltip="which end is white in the PNG (not the .npy)"),
-    ],
     output_node=True,
 )
 def save_depth(
-    depth: torch.Tensor, filename_prefix: str, format: str, convention: str, context: NodeContext
+    depth: torch.Tensor = Socket(DEPTH),
+    filename_prefix: str = FilenamePrefix(
+        "depth", tooltip="file name start; may include a subfolder of the output folder, e.g. depth/cat"
+    ),
+    format: str = Combo(
+        SAVE_FORMATS, tooltip="16-bit PNG: each map stretched to 0..65535; .npy: the raw values, scale kept"
+    ),
+    convention: str = Combo(SAVE_CONVENTIONS, tooltip="which end is white in the PNG (not the .npy)"),
+    *,
+    context: NodeContext,
 ) -> NodeOutput:
     maps = depth.detach().to(device="cpu", dtype=torch.float32)[:, 0].numpy()
     metadata = png_metadata({"prompt": dict(context.prompt), "workflow": context.workflow})

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from engine.context import NodeContext
 from engine.limits import Limits, OutputTooLargeError
-from engine.registry import Input, Output, node
+from engine.registry import Int, Output, Socket, String, node
 from engine.sockets import GRID_LABELS, IMAGE
 from engine.subchain import SubChain
 from nodes.image_tensors import tensor_to_pil
@@ -72,19 +72,18 @@ def _label(name: str, value: Any) -> str:
     display_name="Sweep Values",
     category="image/grid",
     description="Runs the chain behind its images once per value of one or two inputs, for an Image Grid.",
-    inputs=[
-        Input.socket("images", IMAGE, lazy=True, tooltip="the end of the chain to repeat, e.g. VAE Decode"),
-        Input.string("x_input", "8.strength", tooltip="NODE_ID.INPUT to vary across the columns"),
-        Input.string(
-            "x_values", "0.4, 0.6, 0.8, 1.0", multiline=True, tooltip="separated by commas, or one per line"
-        ),
-        Input.string("y_input", "", tooltip="NODE_ID.INPUT to vary down the rows (empty: one row)"),
-        Input.string("y_values", "", multiline=True, tooltip="separated by commas, or one per line"),
-    ],
     outputs=[Output(IMAGE, "images"), Output(GRID_LABELS, "labels")],
 )
 def sweep_images(
-    images: SubChain, x_input: str, x_values: str, y_input: str, y_values: str, context: NodeContext
+    images: SubChain = Socket(IMAGE, lazy=True, tooltip="the end of the chain to repeat, e.g. VAE Decode"),
+    x_input: str = String("8.strength", tooltip="NODE_ID.INPUT to vary across the columns"),
+    x_values: str = String(
+        "0.4, 0.6, 0.8, 1.0", multiline=True, tooltip="separated by commas, or one per line"
+    ),
+    y_input: str = String("", tooltip="NODE_ID.INPUT to vary down the rows (empty: one row)"),
+    y_values: str = String("", multiline=True, tooltip="separated by commas, or one per line"),
+    *,
+    context: NodeContext,
 ) -> tuple[torch.Tensor, GridLabels]:
     x_node, x_name, xs = _axis(images, x_input, x_values, "x")
     rows: list[tuple[str, str, Any] | None] = [None]
@@ -229,27 +228,19 @@ def _row_labels(labels: GridLabels | None) -> tuple[str, ...]:
     display_name="Image Grid",
     category="image/grid",
     description="Lays a batch of images out as a grid, labelled above the columns and beside the rows.",
-    inputs=[
-        Input.socket("images", IMAGE),
-        Input.int("columns", 0, min=0, max=256, tooltip="0: one per swept value, or as square as possible"),
-        Input.socket("labels", GRID_LABELS, optional=True, tooltip="from Sweep Values"),
-        Input.string("column_labels", "", tooltip="separated by commas; replaces the sweep's labels"),
-        Input.string("row_labels", "", tooltip="separated by commas; replaces the sweep's labels"),
-        Input.int("gap", 8, min=0, max=256, tooltip="pixels between cells"),
-        Input.int("font_size", 0, min=0, max=256, tooltip="0: sized to the cells"),
-    ],
     outputs=[Output(IMAGE)],
     output_size=_grid_size,
 )
 def image_grid(
-    images: torch.Tensor,
-    columns: int,
-    column_labels: str,
-    row_labels: str,
-    gap: int,
-    font_size: int,
+    images: torch.Tensor = Socket(IMAGE),
+    columns: int = Int(0, min=0, max=256, tooltip="0: one per swept value, or as square as possible"),
+    labels: GridLabels | None = Socket(GRID_LABELS, optional=True, tooltip="from Sweep Values"),
+    column_labels: str = String("", tooltip="separated by commas; replaces the sweep's labels"),
+    row_labels: str = String("", tooltip="separated by commas; replaces the sweep's labels"),
+    gap: int = Int(8, min=0, max=256, tooltip="pixels between cells"),
+    font_size: int = Int(0, min=0, max=256, tooltip="0: sized to the cells"),
+    *,
     context: NodeContext,
-    labels: GridLabels | None = None,
 ) -> tuple[torch.Tensor]:
     count = images.shape[0]
     limit = context.limits.max_grid_cells

@@ -13,7 +13,7 @@ from PIL import Image
 
 from engine.context import NodeContext
 from engine.files import FileStore, FolderKind
-from engine.registry import Fingerprint, Input, InputSpec, NodeOutput, Output, node
+from engine.registry import Combo, FilenamePrefix, Fingerprint, Int, NodeOutput, Output, Socket, node
 from engine.sockets import IMAGE, MASK
 from nodes import output_sizes
 from nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
@@ -35,11 +35,10 @@ def _where_inputs_are(files: FileStore, name: str) -> str:
     )
 
 
-def input_image_file() -> InputSpec:
-    """The `image` input of nodes that read an image file: the input folder's images, with the
-    editor's upload button and a message saying where to put a missing one."""
-    return Input.combo(
-        "image",
+def input_image_file() -> Any:
+    """The input of nodes that read an image file (their `image` parameter's default): the input
+    folder's images, with the editor's upload button and a message saying where to put a missing one."""
+    return Combo(
         _input_images,
         upload="image",
         tooltip="a file in the input folder",
@@ -66,13 +65,10 @@ def input_file_hash(input_name: str) -> Fingerprint:
     display_name="Load Image",
     category="image",
     description="Loads a PNG, JPEG or WebP from the input folder, upright; transparency becomes the mask.",
-    inputs=[
-        input_image_file(),
-    ],
     outputs=[Output(IMAGE), Output(MASK)],
     fingerprint=input_file_hash("image"),
 )
-def load_image(image: str, context: NodeContext) -> tuple[torch.Tensor, torch.Tensor]:
+def load_image(image: str = input_image_file(), *, context: NodeContext) -> tuple[torch.Tensor, torch.Tensor]:
     return read_image(context.files.resolve_input(image), context.files.max_image_pixels)
 
 
@@ -99,17 +95,17 @@ def _save(
     display_name="Save Image",
     category="image",
     description="Saves images as PNG in the output folder (never overwriting), with the graph embedded.",
-    inputs=[
-        Input.socket("images", IMAGE),
-        Input.filename_prefix(
-            "filename_prefix",
-            "depthgraph",
-            tooltip="file name start; may include a subfolder of the output folder, e.g. renders/cat",
-        ),
-    ],
     output_node=True,
 )
-def save_image(images: torch.Tensor, filename_prefix: str, context: NodeContext) -> NodeOutput:
+def save_image(
+    images: torch.Tensor = Socket(IMAGE),
+    filename_prefix: str = FilenamePrefix(
+        "depthgraph",
+        tooltip="file name start; may include a subfolder of the output folder, e.g. renders/cat",
+    ),
+    *,
+    context: NodeContext,
+) -> NodeOutput:
     return _save(images, filename_prefix, "output", 4, context)
 
 
@@ -118,10 +114,9 @@ def save_image(images: torch.Tensor, filename_prefix: str, context: NodeContext)
     display_name="Preview Image",
     category="image",
     description="Shows images without keeping them: they go to the temp folder.",
-    inputs=[Input.socket("images", IMAGE)],
     output_node=True,
 )
-def preview_image(images: torch.Tensor, context: NodeContext) -> NodeOutput:
+def preview_image(images: torch.Tensor = Socket(IMAGE), *, context: NodeContext) -> NodeOutput:
     return _save(images, "preview", "temp", 1, context)
 
 
@@ -130,10 +125,9 @@ def preview_image(images: torch.Tensor, context: NodeContext) -> NodeOutput:
     display_name="Invert Image",
     category="image",
     description="Inverts an image's colours (1 - value).",
-    inputs=[Input.socket("image", IMAGE)],
     outputs=[Output(IMAGE)],
 )
-def image_invert(image: torch.Tensor) -> tuple[torch.Tensor]:
+def image_invert(image: torch.Tensor = Socket(IMAGE)) -> tuple[torch.Tensor]:
     return (1.0 - image,)
 
 
@@ -174,18 +168,15 @@ def scale_image(image: torch.Tensor, width: int, height: int, method: str, crop:
     display_name="Upscale Image",
     category="image/upscaling",
     description="Resizes images to a width and height (0 keeps the aspect ratio), cropping to fit if asked.",
-    inputs=[
-        Input.socket("image", IMAGE),
-        Input.combo("upscale_method", SCALE_METHODS),
-        Input.int("width", 512, min=0, max=MAX_SIDE, step=1, tooltip="0 follows the height"),
-        Input.int("height", 512, min=0, max=MAX_SIDE, step=1, tooltip="0 follows the width"),
-        Input.combo("crop", ("disabled", "center")),
-    ],
     outputs=[Output(IMAGE)],
     output_size=output_sizes.image_scale,
 )
 def image_scale(
-    image: torch.Tensor, upscale_method: str, width: int, height: int, crop: str
+    image: torch.Tensor = Socket(IMAGE),
+    upscale_method: str = Combo(SCALE_METHODS),
+    width: int = Int(512, min=0, max=MAX_SIDE, step=1, tooltip="0 follows the height"),
+    height: int = Int(512, min=0, max=MAX_SIDE, step=1, tooltip="0 follows the width"),
+    crop: str = Combo(("disabled", "center")),
 ) -> tuple[torch.Tensor]:
     return (scale_image(image, width, height, upscale_method, crop),)
 
@@ -227,17 +218,16 @@ def fit_to_multiple(image: torch.Tensor, multiple: int, method: str) -> torch.Te
         "Brings an image (and its mask) to sides that are multiples of 8 (or 64) by cropping, padding or "
         "resizing."
     ),
-    inputs=[
-        Input.socket("image", IMAGE),
-        Input.int("multiple", 8, min=8, max=64, step=8, tooltip="8 is what the model needs; 64 is safest"),
-        Input.combo("method", ("crop", "pad", "resize")),
-        Input.socket("mask", MASK, optional=True, tooltip="sized the same way, so it still fits the image"),
-    ],
     outputs=[Output(IMAGE), Output(MASK)],
     output_size=output_sizes.image_size_for_model,
 )
 def image_size_for_model(
-    image: torch.Tensor, multiple: int, method: str, mask: torch.Tensor | None = None
+    image: torch.Tensor = Socket(IMAGE),
+    multiple: int = Int(8, min=8, max=64, step=8, tooltip="8 is what the model needs; 64 is safest"),
+    method: str = Combo(("crop", "pad", "resize")),
+    mask: torch.Tensor | None = Socket(
+        MASK, optional=True, tooltip="sized the same way, so it still fits the image"
+    ),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     sized = fit_to_multiple(image, multiple, method)
     if mask is None:

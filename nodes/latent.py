@@ -9,7 +9,7 @@ import torch
 
 from engine.context import NodeContext
 from engine.models.manager import ModelHandle
-from engine.registry import Input, Output, node
+from engine.registry import Combo, Float, Int, Output, Socket, node
 from engine.sockets import LATENT, MASK, MODEL
 from nodes import output_sizes
 from nodes.schedulers import SCHEDULERS, denoising_timesteps, make_scheduler
@@ -20,15 +20,27 @@ MAX_SEED = 2**64 - 1
 FULL_STRENGTH = ("image+noise", "noise only")
 
 
+@node(
+    "NoiseLatent",
+    display_name="Noise Latent",
+    category="latent",
+    description="Noises encoded latents for a seed, strength, steps and scheduler; the sampler follows them.",
+    outputs=[Output(LATENT)],
+)
 def noise_latent(
-    model: ModelHandle,
-    latent: dict[str, Any],
-    seed: int,
-    strength: float,
-    steps: int,
-    scheduler: str,
-    full_strength: str = "image+noise",
-) -> dict[str, Any]:
+    model: ModelHandle = Socket(MODEL),
+    latent: dict[str, Any] = Socket(LATENT),
+    seed: int = Int(0, min=0, max=MAX_SEED),
+    strength: float = Float(
+        1.0, min=0.0, max=1.0, step=0.01, display="slider", tooltip="1.0 = regenerate everything"
+    ),
+    steps: int = Int(50, min=1, max=1000),
+    scheduler: str = Combo(SCHEDULERS),
+    full_strength: str = Combo(
+        FULL_STRENGTH,
+        tooltip="at strength 1.0: image+noise matches diffusers; noise only matches Stability",
+    ),
+) -> tuple[dict[str, Any]]:
     """Noise encoded latents to where `strength` starts denoising, as diffusers does.
 
     One CPU generator seeded with `seed` draws, in diffusers' order, the VAE posterior sample, then the
@@ -40,6 +52,8 @@ def noise_latent(
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
     from diffusers.utils.torch_utils import randn_tensor
 
+    if "posterior" not in latent:
+        raise ValueError("this latent has no VAE posterior to noise; link it from a VAEEncode node")
     generator = torch.Generator(device="cpu").manual_seed(seed)
     posterior = DiagonalGaussianDistribution(latent["posterior"])
     init = posterior.sample(generator) * latent["scaling_factor"]
@@ -60,69 +74,10 @@ def noise_latent(
         schedule={"scheduler": scheduler, "steps": steps, "strength": strength},
         generator_state=generator.get_state(),
     )
-    return result
-
-
-@node(
-    "NoiseLatent",
-    display_name="Noise Latent",
-    category="latent",
-    description="Noises encoded latents for a seed, strength, steps and scheduler; the sampler follows them.",
-    inputs=[
-        Input.socket("model", MODEL),
-        Input.socket("latent", LATENT),
-        Input.int("seed", 0, min=0, max=MAX_SEED),
-        Input.float(
-            "strength",
-            1.0,
-            min=0.0,
-            max=1.0,
-            step=0.01,
-            display="slider",
-            tooltip="1.0 = regenerate everything",
-        ),
-        Input.int("steps", 50, min=1, max=1000),
-        Input.combo("scheduler", SCHEDULERS),
-        Input.combo(
-            "full_strength",
-            FULL_STRENGTH,
-            tooltip="at strength 1.0: image+noise matches diffusers; noise only matches Stability",
-        ),
-    ],
-    outputs=[Output(LATENT)],
-)
-def noise_latent_node(
-    model: ModelHandle,
-    latent: dict[str, Any],
-    seed: int,
-    strength: float,
-    steps: int,
-    scheduler: str,
-    full_strength: str,
-) -> tuple[dict[str, Any]]:
-    if "posterior" not in latent:
-        raise ValueError("this latent has no VAE posterior to noise; link it from a VAEEncode node")
-    return (noise_latent(model, latent, seed, strength, steps, scheduler, full_strength),)
+    return (result,)
 
 
 MAX_BATCH = 64
-
-
-def repeat_latent(latent: dict[str, Any], amount: int) -> dict[str, Any]:
-    """Each image of an encoded batch `amount` times in a row (what diffusers calls
-    num_images_per_prompt): the noising node then draws a different posterior sample and noise for
-    each copy, so one seed gives `amount` different images."""
-    if "noise" in latent or "schedule" in latent:
-        raise ValueError(
-            "these latents are already noised; repeat them before the Noise Latent node, so each copy "
-            "gets its own noise"
-        )
-    repeated = {}
-    for key, value in latent.items():
-        if isinstance(value, torch.Tensor) and value.dim() > 0:
-            value = value.repeat_interleave(amount, dim=0)
-        repeated[key] = value
-    return repeated
 
 
 @node(
@@ -130,31 +85,26 @@ def repeat_latent(latent: dict[str, Any], amount: int) -> dict[str, Any]:
     display_name="Repeat Latent Batch",
     category="latent",
     description="Repeats encoded latents into a batch: one run, several images (one seed, different noise).",
-    inputs=[Input.socket("samples", LATENT), Input.int("amount", 1, min=1, max=MAX_BATCH)],
     outputs=[Output(LATENT)],
     output_size=output_sizes.repeat_latent_batch,
 )
-def repeat_latent_batch(samples: dict[str, Any], amount: int) -> tuple[dict[str, Any]]:
-    return (repeat_latent(samples, amount),)
-
-
-def set_noise_mask(latent: dict[str, Any], mask: torch.Tensor) -> tuple[dict[str, Any], str | None]:
-    """The latent with a noise mask [B, 1, H, W] at image size (the sampler scales it to the latents),
-    and a warning when the mask selects nothing."""
-    samples = latent["samples"]
-    height, width = samples.shape[-2] * LATENT_SCALE, samples.shape[-1] * LATENT_SCALE
-    fix = (
-        "pass the mask through the same Size Image for Model node as the image; a mask made from a "
-        "depth map needs the depth matched to the image first (Match Depth to Image)"
-    )
-    sized = fit_mask(mask.float(), height, width, "the image of these latents", fix)
-    sized = match_batch(sized, samples.shape[0], "mask", "samples")
-    warning = None
-    if not bool((sized > 0).any()):
-        warning = (
-            "the mask is all zeros, so nothing will be regenerated: the sampler returns the input latents"
+def repeat_latent_batch(
+    samples: dict[str, Any] = Socket(LATENT), amount: int = Int(1, min=1, max=MAX_BATCH)
+) -> tuple[dict[str, Any]]:
+    """Each image of an encoded batch `amount` times in a row (what diffusers calls
+    num_images_per_prompt): the noising node then draws a different posterior sample and noise for
+    each copy, so one seed gives `amount` different images."""
+    if "noise" in samples or "schedule" in samples:
+        raise ValueError(
+            "these latents are already noised; repeat them before the Noise Latent node, so each copy "
+            "gets its own noise"
         )
-    return {**latent, "noise_mask": sized[:, None].contiguous()}, warning
+    repeated = {}
+    for key, value in samples.items():
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            value = value.repeat_interleave(amount, dim=0)
+        repeated[key] = value
+    return (repeated,)
 
 
 @node(
@@ -165,13 +115,23 @@ def set_noise_mask(latent: dict[str, Any], mask: torch.Tensor) -> tuple[dict[str
         "Marks where the sampler may change the latents (mask 1 = regenerate); the rest is re-imposed from "
         "the original after every step, so only the masked area changes."
     ),
-    inputs=[Input.socket("samples", LATENT), Input.socket("mask", MASK)],
     outputs=[Output(LATENT)],
 )
 def set_latent_noise_mask(
-    samples: dict[str, Any], mask: torch.Tensor, context: NodeContext
+    samples: dict[str, Any] = Socket(LATENT), mask: torch.Tensor = Socket(MASK), *, context: NodeContext
 ) -> tuple[dict[str, Any]]:
-    latent, warning = set_noise_mask(samples, mask)
-    if warning:
-        context.warn(warning)
-    return (latent,)
+    """The latent with a noise mask [B, 1, H, W] at image size (the sampler scales it to the latents);
+    a mask that selects nothing is warned about."""
+    latents = samples["samples"]
+    height, width = latents.shape[-2] * LATENT_SCALE, latents.shape[-1] * LATENT_SCALE
+    fix = (
+        "pass the mask through the same Size Image for Model node as the image; a mask made from a "
+        "depth map needs the depth matched to the image first (Match Depth to Image)"
+    )
+    sized = fit_mask(mask.float(), height, width, "the image of these latents", fix)
+    sized = match_batch(sized, latents.shape[0], "mask", "samples")
+    if not bool((sized > 0).any()):
+        context.warn(
+            "the mask is all zeros, so nothing will be regenerated: the sampler returns the input latents"
+        )
+    return ({**samples, "noise_mask": sized[:, None].contiguous()},)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from engine.context import NodeContext
-from engine.registry import Input, Output, node
+from engine.registry import Boolean, Combo, Float, Int, Output, Socket, node
 from engine.sockets import IMAGE, MASK
 from nodes import mask_ops, output_sizes
 from nodes.image import MAX_SIDE, input_file_hash, input_image_file
@@ -21,18 +21,18 @@ PLACEMENT_TOOLTIP = "position of the source's top-left corner on the destination
     display_name="Load Image (as Mask)",
     category="mask",
     description="Loads one channel of an image from the input folder as a mask; transparent = regenerate.",
-    inputs=[
-        input_image_file(),
-        Input.combo(
-            "channel",
-            ("alpha", *mask_ops.COLOUR_CHANNELS),
-            tooltip="alpha: transparent = 1 (regenerate); a colour: its value, white = 1",
-        ),
-    ],
     outputs=[Output(MASK)],
     fingerprint=input_file_hash("image"),
 )
-def load_image_mask(image: str, channel: str, context: NodeContext) -> tuple[torch.Tensor]:
+def load_image_mask(
+    image: str = input_image_file(),
+    channel: str = Combo(
+        ("alpha", *mask_ops.COLOUR_CHANNELS),
+        tooltip="alpha: transparent = 1 (regenerate); a colour: its value, white = 1",
+    ),
+    *,
+    context: NodeContext,
+) -> tuple[torch.Tensor]:
     """The first frame's channel as a mask [1, H, W], read as Load Image reads it (upright, 16-bit
     grayscale kept to 65535); an empty alpha mask is warned about, as a colour channel was likely meant."""
     pixels, alpha_masks = read_image(context.files.resolve_input(image), context.files.max_image_pixels)
@@ -53,10 +53,9 @@ def load_image_mask(image: str, channel: str, context: NodeContext) -> tuple[tor
     display_name="Invert Mask",
     category="mask",
     description="Inverts a mask (1 - value): what was kept is regenerated and the other way round.",
-    inputs=[Input.socket("mask", MASK)],
     outputs=[Output(MASK)],
 )
-def invert_mask(mask: torch.Tensor) -> tuple[torch.Tensor]:
+def invert_mask(mask: torch.Tensor = Socket(MASK)) -> tuple[torch.Tensor]:
     return (1.0 - mask,)
 
 
@@ -65,18 +64,15 @@ def invert_mask(mask: torch.Tensor) -> tuple[torch.Tensor]:
     display_name="Grow Mask",
     category="mask",
     description="Grows the mask by some pixels, or shrinks it with a negative value (soft masks too).",
-    inputs=[
-        Input.socket("mask", MASK),
-        Input.int("expand", 0, min=-256, max=256, tooltip="pixels to grow by; negative shrinks"),
-        Input.boolean(
-            "tapered_corners",
-            True,
-            tooltip="grow diagonally more slowly (cross-shaped steps, rounder corners)",
-        ),
-    ],
     outputs=[Output(MASK)],
 )
-def grow_mask(mask: torch.Tensor, expand: int, tapered_corners: bool) -> tuple[torch.Tensor]:
+def grow_mask(
+    mask: torch.Tensor = Socket(MASK),
+    expand: int = Int(0, min=-256, max=256, tooltip="pixels to grow by; negative shrinks"),
+    tapered_corners: bool = Boolean(
+        True, tooltip="grow diagonally more slowly (cross-shaped steps, rounder corners)"
+    ),
+) -> tuple[torch.Tensor]:
     return (mask_ops.grow_mask(mask, expand, tapered_corners),)
 
 
@@ -88,15 +84,12 @@ def grow_mask(mask: torch.Tensor, expand: int, tapered_corners: bool) -> tuple[t
         "Softens the mask's edges (Gaussian blur) so a composite or inpaint blends in; unlike ComfyUI's "
         "FeatherMask it feathers the mask's own edges, not the canvas borders."
     ),
-    inputs=[
-        Input.socket("mask", MASK),
-        Input.int(
-            "radius", 8, min=0, max=256, tooltip="width of the soft ramp on each side of an edge; 0 = off"
-        ),
-    ],
     outputs=[Output(MASK)],
 )
-def feather_mask(mask: torch.Tensor, radius: int) -> tuple[torch.Tensor]:
+def feather_mask(
+    mask: torch.Tensor = Socket(MASK),
+    radius: int = Int(8, min=0, max=256, tooltip="width of the soft ramp on each side of an edge; 0 = off"),
+) -> tuple[torch.Tensor]:
     """ComfyUI's FeatherMask ramps the canvas borders (left/top/right/bottom inputs); this one blurs
     the mask's own edges (the inpainting "mask blur" of other tools), which is what pasting an
     inpainted result back needs."""
@@ -118,25 +111,23 @@ def _warn_if_off_destination(destination: torch.Tensor, x: int, y: int, context:
     display_name="Combine Masks",
     category="mask",
     description="Combines a source mask into a destination mask at a position (union, intersection…).",
-    inputs=[
-        Input.socket("destination", MASK),
-        Input.socket("source", MASK),
-        Input.int("x", 0, min=0, max=MAX_SIDE, tooltip=PLACEMENT_TOOLTIP),
-        Input.int("y", 0, min=0, max=MAX_SIDE, tooltip=PLACEMENT_TOOLTIP),
-        Input.combo(
-            "operation",
-            tuple(mask_ops.MASK_OPERATIONS),
-            tooltip=(
-                "and = intersection (minimum), or = union (maximum), subtract = difference "
-                "(destination - source), xor = |destination - source|; clamped to 0..1"
-            ),
-        ),
-    ],
     outputs=[Output(MASK)],
     output_size=output_sizes.mask_composite,
 )
 def mask_composite(
-    destination: torch.Tensor, source: torch.Tensor, x: int, y: int, operation: str, context: NodeContext
+    destination: torch.Tensor = Socket(MASK),
+    source: torch.Tensor = Socket(MASK),
+    x: int = Int(0, min=0, max=MAX_SIDE, tooltip=PLACEMENT_TOOLTIP),
+    y: int = Int(0, min=0, max=MAX_SIDE, tooltip=PLACEMENT_TOOLTIP),
+    operation: str = Combo(
+        tuple(mask_ops.MASK_OPERATIONS),
+        tooltip=(
+            "and = intersection (minimum), or = union (maximum), subtract = difference "
+            "(destination - source), xor = |destination - source|; clamped to 0..1"
+        ),
+    ),
+    *,
+    context: NodeContext,
 ) -> tuple[torch.Tensor]:
     _warn_if_off_destination(destination, x, y, context)
     return (mask_ops.combine_masks(destination, source, x, y, operation),)
@@ -147,13 +138,12 @@ def mask_composite(
     display_name="Threshold Mask",
     category="mask",
     description="Makes a mask hard: 1 where it is above the value, else 0.",
-    inputs=[
-        Input.socket("mask", MASK),
-        Input.float("value", 0.5, min=0.0, max=1.0, step=0.01, tooltip="values above this become 1"),
-    ],
     outputs=[Output(MASK)],
 )
-def threshold_mask(mask: torch.Tensor, value: float) -> tuple[torch.Tensor]:
+def threshold_mask(
+    mask: torch.Tensor = Socket(MASK),
+    value: float = Float(0.5, min=0.0, max=1.0, step=0.01, tooltip="values above this become 1"),
+) -> tuple[torch.Tensor]:
     return ((mask > value).float(),)
 
 
@@ -162,10 +152,9 @@ def threshold_mask(mask: torch.Tensor, value: float) -> tuple[torch.Tensor]:
     display_name="Convert Mask to Image",
     category="mask",
     description="Shows a mask as a grayscale image (white = 1), to preview, save or resize it.",
-    inputs=[Input.socket("mask", MASK)],
     outputs=[Output(IMAGE)],
 )
-def mask_to_image(mask: torch.Tensor) -> tuple[torch.Tensor]:
+def mask_to_image(mask: torch.Tensor = Socket(MASK)) -> tuple[torch.Tensor]:
     return (mask.float()[..., None].expand(-1, -1, -1, 3),)
 
 
@@ -174,10 +163,11 @@ def mask_to_image(mask: torch.Tensor) -> tuple[torch.Tensor]:
     display_name="Convert Image to Mask",
     category="mask",
     description="Takes one colour channel of an image as a mask (white = 1).",
-    inputs=[Input.socket("image", IMAGE), Input.combo("channel", mask_ops.COLOUR_CHANNELS)],
     outputs=[Output(MASK)],
 )
-def image_to_mask(image: torch.Tensor, channel: str) -> tuple[torch.Tensor]:
+def image_to_mask(
+    image: torch.Tensor = Socket(IMAGE), channel: str = Combo(mask_ops.COLOUR_CHANNELS)
+) -> tuple[torch.Tensor]:
     return (image[..., mask_ops.COLOUR_CHANNELS.index(channel)].contiguous(),)
 
 
@@ -186,15 +176,14 @@ def image_to_mask(image: torch.Tensor, channel: str) -> tuple[torch.Tensor]:
     display_name="Solid Mask",
     category="mask",
     description="A mask of one value everywhere, of a given size.",
-    inputs=[
-        Input.float("value", 1.0, min=0.0, max=1.0, step=0.01),
-        Input.int("width", 512, min=1, max=MAX_SIDE),
-        Input.int("height", 512, min=1, max=MAX_SIDE),
-    ],
     outputs=[Output(MASK)],
     output_size=output_sizes.solid_mask,
 )
-def solid_mask(value: float, width: int, height: int) -> tuple[torch.Tensor]:
+def solid_mask(
+    value: float = Float(1.0, min=0.0, max=1.0, step=0.01),
+    width: int = Int(512, min=1, max=MAX_SIDE),
+    height: int = Int(512, min=1, max=MAX_SIDE),
+) -> tuple[torch.Tensor]:
     return (torch.full((1, height, width), value, dtype=torch.float32),)
 
 
@@ -203,32 +192,22 @@ def solid_mask(value: float, width: int, height: int) -> tuple[torch.Tensor]:
     display_name="Composite Images (Masked)",
     category="image",
     description="Pastes the source image onto the destination at a position, through the mask if given.",
-    inputs=[
-        Input.socket("destination", IMAGE),
-        Input.socket("source", IMAGE),
-        Input.int("x", 0, min=0, max=MAX_SIDE, tooltip=PLACEMENT_TOOLTIP),
-        Input.int("y", 0, min=0, max=MAX_SIDE, tooltip=PLACEMENT_TOOLTIP),
-        Input.boolean(
-            "resize_source", False, tooltip="resize the source to the destination's size first (bilinear)"
-        ),
-        Input.socket(
-            "mask",
-            MASK,
-            optional=True,
-            tooltip="1 = take the source, 0 = keep the destination; sized like the source",
-        ),
-    ],
     outputs=[Output(IMAGE)],
     output_size=output_sizes.image_composite_masked,
 )
 def image_composite_masked(
-    destination: torch.Tensor,
-    source: torch.Tensor,
-    x: int,
-    y: int,
-    resize_source: bool,
+    destination: torch.Tensor = Socket(IMAGE),
+    source: torch.Tensor = Socket(IMAGE),
+    x: int = Int(0, min=0, max=MAX_SIDE, tooltip=PLACEMENT_TOOLTIP),
+    y: int = Int(0, min=0, max=MAX_SIDE, tooltip=PLACEMENT_TOOLTIP),
+    resize_source: bool = Boolean(
+        False, tooltip="resize the source to the destination's size first (bilinear)"
+    ),
+    mask: torch.Tensor | None = Socket(
+        MASK, optional=True, tooltip="1 = take the source, 0 = keep the destination; sized like the source"
+    ),
+    *,
     context: NodeContext,
-    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor]:
     """Pasting the inpainted result back onto the original pixels: with x = y = 0 and the inpainting
     mask, pixels where the mask is 0 are exactly the destination's."""

@@ -14,7 +14,7 @@ import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
 from engine.context import NodeContext
 from engine.events import PreviewFrame
 from engine.models.manager import ModelHandle
-from engine.registry import Input, Output, node
+from engine.registry import Float, Output, Socket, node
 from engine.sockets import CONDITIONING, DEPTH, LATENT, MODEL
 from nodes.image_tensors import tensor_to_pil
 from nodes.schedulers import denoising_timesteps, make_scheduler
@@ -162,25 +162,16 @@ def sample(
     display_name="Depth Sampler",
     category="sampling",
     description="Denoises latents with the depth map as conditioning, following the latent's noise schedule.",
-    inputs=[
-        Input.socket("model", MODEL),
-        Input.socket("positive", CONDITIONING),
-        Input.socket("negative", CONDITIONING),
-        Input.socket("depth", DEPTH),
-        Input.socket("latent_image", LATENT),
-        Input.float(
-            "cfg", 7.5, min=0.0, max=100.0, step=0.1, tooltip="guidance scale; ≤ 1 turns guidance off"
-        ),
-    ],
     outputs=[Output(LATENT)],
 )
 def depth_sampler(
-    model: ModelHandle,
-    positive: torch.Tensor,
-    negative: torch.Tensor,
-    depth: torch.Tensor,
-    latent_image: dict[str, Any],
-    cfg: float,
+    model: ModelHandle = Socket(MODEL),
+    positive: torch.Tensor = Socket(CONDITIONING),
+    negative: torch.Tensor = Socket(CONDITIONING),
+    depth: torch.Tensor = Socket(DEPTH),
+    latent_image: dict[str, Any] = Socket(LATENT),
+    cfg: float = Float(7.5, min=0.0, max=100.0, step=0.1, tooltip="guidance scale; ≤ 1 turns guidance off"),
+    *,
     context: NodeContext,
 ) -> tuple[dict[str, Any]]:
     samples = sample(model, positive, negative, depth, latent_image, cfg, context)

@@ -9,7 +9,7 @@ import torch
 
 from engine.models.clip_tokenizer import OpenClipTokenizer
 from engine.models.manager import ModelHandle
-from engine.registry import Input, Output, node
+from engine.registry import Output, Socket, String, node
 from engine.sockets import CLIP, CONDITIONING
 
 log = logging.getLogger("depthgraph.nodes.text")
@@ -48,8 +48,9 @@ def encode_text(clip: ModelHandle, text: str) -> torch.Tensor:
     display_name="Encode Prompt",
     category="conditioning",
     description="Encodes a prompt (or a negative prompt) for the sampler; past 77 tokens it is cut.",
-    inputs=[Input.string("text", "", multiline=True), Input.socket("clip", CLIP)],
     outputs=[Output(CONDITIONING)],
 )
-def clip_text_encode(text: str, clip: ModelHandle) -> tuple[torch.Tensor]:
+def clip_text_encode(
+    text: str = String("", multiline=True), clip: ModelHandle = Socket(CLIP)
+) -> tuple[torch.Tensor]:
     return (encode_text(clip, text),)

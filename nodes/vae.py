@@ -16,7 +16,7 @@ import torch
 from engine.context import NodeContext
 from engine.models.acceleration import tiling_for
 from engine.models.manager import ModelHandle
-from engine.registry import Input, Output, node
+from engine.registry import Output, Socket, node
 from engine.sockets import IMAGE, LATENT, VAE
 from nodes import output_sizes
 
@@ -84,11 +84,10 @@ def encode_image(
     display_name="VAE Encode",
     category="latent",
     description="Encodes an image into latents; deterministic, so a new seed does not re-run it.",
-    inputs=[Input.socket("pixels", IMAGE), Input.socket("vae", VAE)],
     outputs=[Output(LATENT)],
 )
 def vae_encode(
-    pixels: torch.Tensor, vae: ModelHandle, context: NodeContext
+    pixels: torch.Tensor = Socket(IMAGE), vae: ModelHandle = Socket(VAE), *, context: NodeContext
 ) -> tuple[dict[str, torch.Tensor]]:
     return (encode_image(vae, pixels, context),)
 
@@ -113,11 +112,10 @@ def decode_latents(
     display_name="VAE Decode",
     category="latent",
     description="Decodes latents into an image.",
-    inputs=[Input.socket("samples", LATENT), Input.socket("vae", VAE)],
     outputs=[Output(IMAGE)],
     output_size=output_sizes.vae_decode,
 )
 def vae_decode(
-    samples: dict[str, torch.Tensor], vae: ModelHandle, context: NodeContext
+    samples: dict[str, torch.Tensor] = Socket(LATENT), vae: ModelHandle = Socket(VAE), *, context: NodeContext
 ) -> tuple[torch.Tensor]:
     return (decode_latents(vae, samples["samples"], context),)

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from engine.batch import parse_over, sweep_prompts
+from engine.batch import output_paths, parse_over, sweep_prompts
+from engine.files import FileStore
 from engine.overrides import UsageError
 from tests.cli_fixtures import DEPTHGRAPH, REPOSITORY, Cli
 
@@ -106,6 +107,25 @@ def test_lists_expand_ranges_both_ways_and_labels_are_safe_in_file_names() -> No
     assert prefixes == ["x_text-a_cat", "x_text-a_dog"]
     with pytest.raises(UsageError, match="more than"):
         parse_over("8.seed=0..100000000")
+
+
+def test_the_manifest_names_every_saved_output_file_depth_maps_included(tmp_path: Path) -> None:
+    files = FileStore(output_dir=tmp_path / "output", temp_dir=tmp_path / "temp")
+    outputs = {
+        "11": {"images": [{"filename": "depth2img_00001.png", "subfolder": "", "type": "output"}]},
+        "12": {
+            "images": [{"filename": "depth_00001.png", "subfolder": "maps", "type": "output"}],
+            "depth_files": [{"filename": "depth_00001.npy", "subfolder": "maps", "type": "output"}],
+        },
+        "13": {"images": [{"filename": "preview_00001.png", "subfolder": "", "type": "temp"}]},
+        "14": {"text": ["a caption"]},
+    }
+
+    assert output_paths(outputs, files) == [
+        "depth2img_00001.png",
+        "maps/depth_00001.png",
+        "maps/depth_00001.npy",
+    ]
 
 
 def test_batch_on_two_ray_workers_runs_every_seed_and_names_the_workers(workspace: Path) -> None:

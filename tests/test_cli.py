@@ -8,16 +8,18 @@ status, no Python traceback).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from tests.cli_fixtures import DEPTHGRAPH, EXAMPLE_GRAPH, EXAMPLE_IMAGE, Cli
+from tests.cli_fixtures import DEPTHGRAPH, EXAMPLE_GRAPH, EXAMPLE_IMAGE, REPOSITORY, Cli
 
 
 def example_graph() -> dict[str, Any]:
@@ -75,6 +77,51 @@ def test_json_prints_one_object_with_the_saved_paths_and_what_ran(depthgraph: Cl
     assert result["executed"] == ["1", "2", "3", "4"]
     assert result["cached"] == []
     assert isinstance(result["seconds"], float)
+
+
+def test_run_prints_every_file_it_saved_depth_maps_included(depthgraph: Cli, workspace: Path) -> None:
+    shutil.copy(REPOSITORY / "graphs" / "depth_edit.json", workspace / "depth_edit.json")
+    with Image.open(workspace / "input" / "example.jpg") as photo:  # small, so the tiny model is quick
+        photo.resize((128, 128)).save(workspace / "input" / "example.jpg")
+
+    outcome = depthgraph(
+        "run", "depth_edit.json", "--set", "8.steps=1", "--set", "12.format=16-bit PNG + .npy"
+    )
+
+    assert outcome.code == 0, outcome.stderr
+    output = Path("output")
+    assert outcome.stdout.splitlines() == [
+        f"11: {output / 'depth_edit_00001.png'}",
+        f"12: {output / 'depth_edit_depth_00001.png'}",
+        f"12: {output / 'depth_edit_depth_00001.npy'}",
+    ]
+    depth = np.load(workspace / "output" / "depth_edit_depth_00001.npy")
+    assert depth.ndim == 2 and depth.dtype == np.float32  # the raw map, as SaveDepth wrote it
+
+
+def test_json_lists_saved_depth_files_as_paths_beside_the_images(depthgraph: Cli, workspace: Path) -> None:
+    np.save(workspace / "input" / "depth.npy", np.linspace(0, 1, 32 * 48, dtype=np.float32).reshape(32, 48))
+    graph = {
+        "1": {"class_type": "LoadDepth", "inputs": {"depth": "depth.npy", "convention": "white is near"}},
+        "2": {
+            "class_type": "SaveDepth",
+            "inputs": {
+                "depth": ["1", 0],
+                "filename_prefix": "maps/depth",
+                "format": "16-bit PNG + .npy",
+                "convention": "white is near",
+            },
+        },
+    }
+    write_graph(workspace / "depth.json", graph)
+
+    outcome = depthgraph("run", "depth.json", "--json")
+
+    assert outcome.code == 0, outcome.stderr
+    maps = Path("output") / "maps"
+    assert json.loads(outcome.stdout)["outputs"] == {
+        "2": {"images": [str(maps / "depth_00001.png")], "depth_files": [str(maps / "depth_00001.npy")]}
+    }
 
 
 def test_set_changes_a_constant_input_before_running(depthgraph: Cli, workspace: Path) -> None:

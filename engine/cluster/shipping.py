@@ -1,10 +1,11 @@
 """Moving a prompt's files between the machine that queued it and the worker that runs it.
 
 Workers need only the models on their own disk. The input files a prompt names travel with the job
-(by content, so a worker's cache keys match the server's), and every image a worker saves travels
-back before the `executed` message that names it, to be written into this machine's output or temp
-folder. A worker's file names are its own: when one is taken here by another file, the result gets
-the next free counter (`depthgraph_00007.png`), and the messages and history name the file as saved.
+(by content, so a worker's cache keys match the server's), and every file a worker saves (each one
+`engine.files.saved_files` lists: images, depth maps) travels back before the `executed` message
+that names it, to be written into this machine's output or temp folder. A worker's file names are
+its own: when one is taken here by another file, the result gets the next free counter
+(`depthgraph_00007.png`), and the messages and history name the file as saved.
 """
 
 from __future__ import annotations
@@ -69,19 +70,6 @@ def place_inputs(inputs: Mapping[str, bytes], folder: Path) -> dict[str, Path]:
             partial.replace(path)
         placed[name] = path
     return placed
-
-
-def ui_files(ui: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The saved files a node's UI output names ({filename, subfolder, type} in any list of it)."""
-    named: list[dict[str, Any]] = []
-    for value in ui.values():
-        if isinstance(value, list):
-            named.extend(
-                item
-                for item in value
-                if isinstance(item, dict) and "filename" in item and item.get("type") in SHIPPED_KINDS
-            )
-    return named
 
 
 def receive_output(files: FileStore, shipped: ShippedFile) -> str:

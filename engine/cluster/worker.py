@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends import Job, describe_engine
-from engine.cluster.shipping import ShippedFile, place_inputs, ui_files
+from engine.cluster.shipping import SHIPPED_KINDS, ShippedFile, place_inputs
 from engine.config import Settings
 from engine.events import Event, NodeExecuted, PromptFailed, PromptInterrupted, PromptStarted
-from engine.files import FileStore
+from engine.files import FileStore, SavedFile, saved_files
 from engine.plugins import load_node_packs
 from engine.registry import NodeRegistry
 from engine.runtime import Engine
@@ -184,8 +184,8 @@ class EngineWorker:
             if isinstance(event, PromptStarted) and job.prompt_id in self._stopping:
                 self.engine.interrupt()  # asked before the run had cleared the flag
             if isinstance(event, NodeExecuted):
-                for item in ui_files(event.ui):
-                    self._ship(files, item, put)
+                for saved in saved_files(event.ui, SHIPPED_KINDS):
+                    self._ship(files, saved, put)
             put(event)
 
         executor = self.engine.executor
@@ -203,13 +203,12 @@ class EngineWorker:
         return Finished(status, outputs, cached, error, held, models)
 
     @staticmethod
-    def _ship(files: FileStore, item: dict[str, Any], put: Any) -> None:
+    def _ship(files: FileStore, saved: SavedFile, put: Any) -> None:
         try:
-            path = files.resolve(item["type"], item["filename"], item.get("subfolder", ""))
-            data = path.read_bytes()
+            data = files.path_of(saved).read_bytes()
         except (OSError, ValueError):
             return  # named but not saved here (a node's own bookkeeping); nothing to send
-        put(ShippedFile(item["type"], item.get("subfolder", ""), item["filename"], data))
+        put(ShippedFile(saved.kind, saved.subfolder, saved.filename, data))
 
 
 def _writable(folder: Path) -> Path | None:

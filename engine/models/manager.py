@@ -105,6 +105,18 @@ def model_names(models_dir: Path) -> list[str]:
     return [source.name for source in find_models(models_dir)]
 
 
+def model_not_found_message(name: str, models_dir: Path) -> str:
+    """What to say when no model in `models_dir` is called `name`: where it looked, what to do, and
+    the models that are there (the one wording for validation and for loading)."""
+    available = ", ".join(repr(choice) for choice in model_names(models_dir))
+    return (
+        f"model {name!r} was not found: searched {models_dir.resolve()} for a folder {name!r} with "
+        f"model_index.json (diffusers layout) or a checkpoint file {name!r}. Place it there, pass "
+        "--models-dir, or run `depthgraph models fetch` on a machine with internet. "
+        f"Available: {available}"
+    )
+
+
 def resolve_dtype(device: str, preference: str = "auto") -> Any:
     """The torch dtype for weights on `device`: CUDA/MPS float16, CPU float32, unless told."""
     import torch
@@ -151,13 +163,7 @@ class ModelManager:
         for source in self.sources():
             if source.name == name:
                 return source
-        searched = self.models_dir.resolve()
-        available = ", ".join(source.name for source in self.sources())
-        raise ModelError(
-            f"model {name!r} was not found. Searched {searched} for a folder {name!r} with "
-            f"model_index.json (diffusers layout) or a checkpoint file {name!r}. Place it there, or run "
-            f"`depthgraph models fetch` on a machine with internet. Available: {available}"
-        )
+        raise ModelError(model_not_found_message(name, self.models_dir))
 
     def load(self, name: str, component: str) -> Any:
         """One component of a model, loaded on first use, kept in memory and on the device when used."""

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from engine.cluster.shipping import (
+    SHIPPED_KINDS,
     OutputNames,
     ShippedFile,
     input_files,
     place_inputs,
     read_inputs,
     receive_output,
-    ui_files,
 )
-from engine.files import FileStore, UnsafePathError
+from engine.files import FileStore, SavedFile, UnsafePathError, saved_files
 from engine.graph import ExecutableGraph
 from engine.validation import validate
 from tests.engine import node_pack
@@ -113,17 +113,20 @@ def test_placing_the_same_inputs_again_does_not_rewrite_them(tmp_path: Path) -> 
     assert len(names_in(folder)) == 1
 
 
-def test_ui_files_are_the_output_and_temp_files_a_node_shows() -> None:
+def test_the_files_a_worker_ships_are_the_output_and_temp_files_a_node_shows() -> None:
     saved = {"filename": "depth_00001.png", "subfolder": "", "type": "output"}
+    array = {"filename": "depth_00001.npy", "subfolder": "", "type": "output"}
     preview = {"filename": "preview.png", "subfolder": "p", "type": "temp"}
     ui = {
         "images": [saved, {"filename": "photo.png", "subfolder": "", "type": "input"}, "text", 3, preview],
+        "depth_files": [array],
         "text": ["hello"],
         "other": {"filename": "not-a-list.png", "type": "output"},
         "untyped": [{"filename": "x.png"}, {"subfolder": "", "type": "output"}],
     }
-    assert ui_files(ui) == [saved, preview]
-    assert ui_files({}) == []
+    assert [file.entry() for file in saved_files(ui, SHIPPED_KINDS)] == [saved, preview, array]
+    assert list(saved_files({}, SHIPPED_KINDS)) == []
+    assert SavedFile("depth_files", "output", "depth_00001.npy") in saved_files(ui, SHIPPED_KINDS)
 
 
 def shipped(filename: str, data: bytes, subfolder: str = "", kind: Any = "output") -> ShippedFile:

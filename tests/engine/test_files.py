@@ -18,8 +18,10 @@ from engine.files import (
     FileStore,
     FolderKind,
     NameTooLongError,
+    SavedFile,
     UnsafePathError,
     check_relative_name,
+    saved_files,
 )
 
 
@@ -364,3 +366,53 @@ def test_an_upload_named_like_a_folder_gets_a_new_name(files: FileStore) -> None
     with pytest.raises(UnsafePathError, match="is a folder"):
         files.save_upload("input", "photo.png", "", b"image", overwrite=True)
     assert (files.input_dir / "photo (1).png").read_bytes() == b"image"
+
+
+# saved_files: the files a node's UI output names
+
+
+def test_saved_files_lists_every_kind_of_saved_file_and_skips_what_is_not_a_file() -> None:
+    ui = {
+        "images": [
+            {"filename": "render_00001.png", "subfolder": "", "type": "output"},
+            {"filename": "preview_00001.png", "subfolder": "p", "type": "temp"},
+        ],
+        "depth_files": [{"filename": "depth_00001.npy", "subfolder": "depth", "type": "output"}],
+        "text": ["a red glass ball", "second line"],
+        "seed": 42,
+        "strength": [0.5, 1.0],
+        "stats": {"filename": "not-in-a-list.png", "type": "output"},
+        "odd": [{"filename": 7, "type": "output"}, {"filename": "x.png", "type": "elsewhere"}, None],
+    }
+
+    assert list(saved_files(ui)) == [
+        SavedFile("images", "output", "render_00001.png"),
+        SavedFile("images", "temp", "preview_00001.png", "p"),
+        SavedFile("depth_files", "output", "depth_00001.npy", "depth"),
+    ]
+
+
+def test_saved_files_may_be_limited_to_some_folders() -> None:
+    ui = {
+        "images": [
+            {"filename": "render_00001.png", "subfolder": "", "type": "output"},
+            {"filename": "preview_00001.png", "subfolder": "", "type": "temp"},
+        ],
+        "depth_files": [{"filename": "depth_00001.npy", "type": "output"}],  # subfolder "" when left out
+    }
+
+    assert [saved.entry() for saved in saved_files(ui, ("output",))] == [
+        {"filename": "render_00001.png", "subfolder": "", "type": "output"},
+        {"filename": "depth_00001.npy", "subfolder": "", "type": "output"},
+    ]
+    assert list(saved_files({})) == []
+
+
+def test_a_saved_file_is_found_inside_its_folder(tmp_path: Path) -> None:
+    store = FileStore(output_dir=tmp_path / "output", temp_dir=tmp_path / "temp")
+
+    path = store.path_of(SavedFile("depth_files", "output", "depth_00001.npy", "depth"))
+
+    assert path == (tmp_path / "output" / "depth" / "depth_00001.npy").resolve()
+    with pytest.raises(UnsafePathError):
+        store.path_of(SavedFile("images", "output", "x.png", "../elsewhere"))

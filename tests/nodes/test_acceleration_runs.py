@@ -187,7 +187,7 @@ def test_on_cuda_the_sampling_loop_never_waits_for_the_gpu(scheduler: str) -> No
     depth = torch.rand(1, 1, 32, 32, device="cuda")
 
     def waits(steps: int) -> int:
-        latent = noise_latent(model, encoded, 0, 1.0, steps, scheduler)
+        (latent,) = noise_latent(model, encoded, 0, 1.0, steps, scheduler)
         sample(model, text, text, depth, latent, 7.5)  # records the CUDA graph first
         torch.cuda.synchronize()
         with python_warnings.catch_warnings(record=True) as caught:

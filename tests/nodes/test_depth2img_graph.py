@@ -197,7 +197,7 @@ def test_with_a_zero_noise_mask_the_sampler_returns_the_original_latents() -> No
     from nodes.sampling import sample
 
     model = ModelHandle(ModelManager(), "tiny-random")
-    latent = noise_latent(model, encode_image(model, torch.rand(1, 32, 32, 3)), 5, 0.8, 4, "ddim")
+    (latent,) = noise_latent(model, encode_image(model, torch.rand(1, 32, 32, 3)), 5, 0.8, 4, "ddim")
     latent["noise_mask"] = torch.zeros(1, 1, 4, 4)
     text = encode_text(model, "a cat")
     result = sample(model, text, text, torch.rand(1, 1, 24, 24), latent, 5.0)
@@ -209,8 +209,8 @@ def test_stability_preprocessing_keeps_the_aspect_ratio() -> None:
 
     model = ModelHandle(ModelManager(), "tiny-random")
     wide = torch.rand(1, 64, 128, 3)
-    squashed = estimate_depth(model, wide, "diffusers")
-    kept = estimate_depth(model, wide, "stability")
+    (squashed,) = estimate_depth(model, wide, "diffusers")
+    (kept,) = estimate_depth(model, wide, "stability")
     assert squashed.shape == (1, 1, 384, 384)
     assert kept.shape[0:2] == (1, 1) and kept.shape[3] == 2 * kept.shape[2]
     assert kept.shape[2] % 32 == 0 and max(kept.shape[2:]) == 384  # MiDaS' "minimal" resize
@@ -306,7 +306,7 @@ def test_a_depth_batch_that_does_not_match_the_latents_is_refused() -> None:
     from nodes.sampling import sample
 
     model = ModelHandle(ModelManager(), "tiny-random")
-    latent = noise_latent(model, encode_image(model, torch.rand(3, 32, 32, 3)), 0, 1.0, 2, "ddim")
+    (latent,) = noise_latent(model, encode_image(model, torch.rand(3, 32, 32, 3)), 0, 1.0, 2, "ddim")
     text = encode_text(model, "")
     with pytest.raises(ValueError, match="the depth map has a batch of 2 but the latents have 3; give one"):
         sample(model, text, text, torch.rand(2, 1, 24, 24), latent, 1.0)
@@ -320,7 +320,7 @@ def test_as_many_steps_as_trained_timesteps_is_refused_with_the_largest_that_wor
     encoded = encode_image(model, torch.rand(1, 32, 32, 3))
     with pytest.raises(ValueError, match=r"1000 steps take the PNDMScheduler past .* use at most 999 steps"):
         noise_latent(model, encoded, 0, 1.0, 1000, "pndm")
-    assert noise_latent(model, encoded, 0, 1.0, 999, "pndm")["samples"].shape == (1, 4, 4, 4)
+    assert noise_latent(model, encoded, 0, 1.0, 999, "pndm")[0]["samples"].shape == (1, 4, 4, 4)
 
 
 def test_a_repeated_batch_makes_different_images_of_one_photo_from_one_seed(engine: Engine) -> None:
@@ -342,9 +342,9 @@ def test_a_repeated_batch_makes_different_images_of_one_photo_from_one_seed(engi
 
 
 def test_latents_already_noised_cannot_be_repeated() -> None:
-    from nodes.latent import noise_latent, repeat_latent
+    from nodes.latent import noise_latent, repeat_latent_batch
 
     model = ModelHandle(ModelManager(), "tiny-random")
-    noised = noise_latent(model, encode_image(model, torch.rand(1, 32, 32, 3)), 0, 1.0, 2, "ddim")
+    (noised,) = noise_latent(model, encode_image(model, torch.rand(1, 32, 32, 3)), 0, 1.0, 2, "ddim")
     with pytest.raises(ValueError, match="repeat them before the Noise Latent node"):
-        repeat_latent(noised, 2)
+        repeat_latent_batch(noised, 2)

@@ -39,13 +39,14 @@ def image() -> torch.Tensor:
 
 def run(model: ModelHandle, image: torch.Tensor, latent: dict[str, Any]) -> torch.Tensor:
     """Depth from the whole image, three steps at strength 1.0, guidance 5."""
-    depth = estimate_depth(model, image, "diffusers")
+    (depth,) = estimate_depth(model, image, "diffusers")
     text = encode_text(model, "a pumpkin")
     return sample(model, text, encode_text(model, ""), depth, latent, 5.0)
 
 
 def noised(model: ModelHandle, image: torch.Tensor) -> dict[str, Any]:
-    return noise_latent(model, encode_image(model, image), 7, 1.0, 3, "ddim")
+    latent: dict[str, Any] = noise_latent(model, encode_image(model, image), 7, 1.0, 3, "ddim")[0]
+    return latent
 
 
 def masked(latent: dict[str, Any], mask: torch.Tensor, context: NodeContext) -> dict[str, Any]:
