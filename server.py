@@ -27,23 +27,23 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-
-from engine.backends import Backend, Job, make_backend
-from engine.config import Settings
-from engine.events import Event, NodeExecuting, PreviewFrame, Progress
-from engine.gc_pause import in_thread_paused, thaw
-from engine.graph_file import GraphFileError
-from engine.graph_library import list_library, read_dropped_graph, read_library_graph
-from engine.json_body import JsonBodyError, parse_json
-from engine.outbox import Outbox
-from engine.prompt_queue import PromptQueue, QueuedPrompt
-from engine.runtime import Engine
-from engine.schema import node_schema, object_info
-from engine.store import PromptStore, StoredPrompt, StoreError, store_path
-from engine.workflow_convert import WorkflowError, workflow_to_prompt
-from server_events import Clients
-from server_files import FILES, LIMITS, get_view, post_upload_image, post_upload_mask
-from server_security import error_response, install, json_error
+from depthgraph.engine.app.backends import make_backend
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.app.jobs import Backend, Job
+from depthgraph.engine.app.outbox import Outbox
+from depthgraph.engine.app.prompt_queue import PromptQueue, QueuedPrompt
+from depthgraph.engine.app.store import PromptStore, StoredPrompt, StoreError, store_path
+from depthgraph.engine.core.events import Event, NodeExecuting, PreviewFrame, Progress
+from depthgraph.engine.core.gc_pause import in_thread_paused, thaw
+from depthgraph.engine.core.schema import node_schema, object_info
+from depthgraph.engine.formats.graph_file import GraphFileError
+from depthgraph.engine.formats.graph_library import list_library, read_dropped_graph, read_library_graph
+from depthgraph.engine.formats.json_body import JsonBodyError, parse_json
+from depthgraph.engine.formats.workflow_convert import WorkflowError, workflow_to_prompt
+from depthgraph.server_events import Clients
+from depthgraph.server_files import FILES, LIMITS, get_view, post_upload_image, post_upload_mask
+from depthgraph.server_security import error_response, install, json_error
 
 log = logging.getLogger("depthgraph.server")
 WEB_ROOT = Path(__file__).resolve().parent / "web"
@@ -108,7 +108,7 @@ def broadcast_status(state: ServerState) -> None:
 
 def post(state: ServerState, *message: Any) -> None:
     """From the worker thread: ("json", client_id, kind, data), ("preview", client_id, frame) or
-    ("status",), delivered on the event loop in order (see engine.outbox)."""
+    ("status",), delivered on the event loop in order (see engine.app.outbox)."""
     state.outbox.post(message)
 
 
@@ -726,6 +726,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8188) -> int:
 
 
 if __name__ == "__main__":
-    from engine.cli import main
+    from depthgraph.engine.app.cli import main
 
     sys.exit(main(["serve", *sys.argv[1:]]))

@@ -22,8 +22,7 @@ from collections import deque
 from typing import Any
 
 from aiohttp import WSMsgType, web
-
-from server_security import error_response
+from depthgraph.server_security import error_response
 
 log = logging.getLogger("depthgraph.server")
 Message = str | bytes

@@ -28,12 +28,17 @@ from urllib.parse import quote, unquote
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.core.files import (
+    DiskFullError,
+    FileStore,
+    FolderKind,
+    NameTooLongError,
+    UnsafePathError,
+)
+from depthgraph.nodes.image_tensors import bomb_problem, pixel_problem
+from depthgraph.server_security import error_response
 from PIL import Image, UnidentifiedImageError
-
-from engine.config import Settings
-from engine.files import DiskFullError, FileStore, FolderKind, NameTooLongError, UnsafePathError
-from nodes.image_tensors import bomb_problem, pixel_problem
-from server_security import error_response
 
 FILES = web.AppKey("files", FileStore)
 LIMITS = web.AppKey("limits", Settings)  # max_upload_bytes, max_upload_parts and max_image_pixels

@@ -31,9 +31,8 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-
-from engine.origins import DEFAULT_PORTS, Origin, check_allowed_origin, parse_origin
-from engine.store import StoreUnavailable
+from depthgraph.engine.app.origins import DEFAULT_PORTS, Origin, check_allowed_origin, parse_origin
+from depthgraph.engine.app.store import StoreUnavailable
 
 log = logging.getLogger("depthgraph.server")
 

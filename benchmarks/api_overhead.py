@@ -40,10 +40,11 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.server import create_app
+
 from benchmarks.engine_overhead import chain
-from engine.config import Settings
-from engine.runtime import Engine
-from server import create_app
 from tests.engine import node_pack
 
 

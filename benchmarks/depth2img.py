@@ -49,6 +49,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import torch
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.events import Progress
+from depthgraph.engine.models.manager import COMPONENTS, WEIGHTED
+from depthgraph.engine.models.tiny import build_tiny
 from diffusers import StableDiffusionDepth2ImgPipeline
 from PIL import Image
 
@@ -66,11 +71,6 @@ from benchmarks.gpu_figures import (
     unet_flops,
     weight_bytes,
 )
-from engine.config import Settings
-from engine.events import Progress
-from engine.models.manager import COMPONENTS, WEIGHTED
-from engine.models.tiny import build_tiny
-from engine.runtime import Engine
 
 PROMPT = "photo of two men wrestling, detailed, sharp focus"
 STRENGTH = 1.0
@@ -108,10 +108,9 @@ def parse_cases(text: str) -> list[Case]:
 
 def full_size_components() -> dict[str, Any]:
     """SD2-depth's architecture (the configs single-file checkpoints are read with), random weights."""
+    from depthgraph.engine.models.sd2_depth import SD2_DEPTH
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, DPTConfig, DPTForDepthEstimation
-
-    from engine.models.sd2_depth import SD2_DEPTH
 
     return {
         "unet": UNet2DConditionModel.from_config(SD2_DEPTH.unet),

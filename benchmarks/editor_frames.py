@@ -109,9 +109,9 @@ def main() -> int:
     import shutil
     import tempfile
 
+    from depthgraph.engine.app.config import Settings
     from playwright.sync_api import sync_playwright
 
-    from engine.config import Settings
     from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, start_server
 
     weights = page_weight()

@@ -19,10 +19,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.cache import ResultCache
-from engine.files import FileStore
-from engine.scheduler import Executor
-from engine.validation import validate
+from depthgraph.engine.core.cache import ResultCache
+from depthgraph.engine.core.executor import Executor
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.validation import validate
+
 from tests.engine import node_pack
 
 

@@ -161,15 +161,15 @@ class LoopClock:
 @contextmanager
 def timing_sampling_loop(device: str) -> Iterator[LoopClock]:
     """Wrap the engine's sampling loop with a `LoopClock` for the duration of the block."""
-    import nodes.sampling
+    from depthgraph.nodes import sampling
 
     clock = LoopClock(device)
-    original = nodes.sampling.sample
-    nodes.sampling.sample = clock.wrap(original)
+    original = sampling.sample
+    sampling.sample = clock.wrap(original)
     try:
         yield clock
     finally:
-        nodes.sampling.sample = original
+        sampling.sample = original
 
 
 def gib(size: int | None) -> str:

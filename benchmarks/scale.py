@@ -30,12 +30,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.backends import Job
-from engine.cluster.ray_backend import RayBackend, import_ray
-from engine.config import Cluster, Settings
-from engine.graph import ExecutableGraph
-from engine.graph_file import load_graph
-from engine.runtime import Engine
+from depthgraph.engine.app.config import Cluster, Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.app.jobs import Job
+from depthgraph.engine.cluster.ray_backend import RayBackend, import_ray
+from depthgraph.engine.core.graph import ExecutableGraph
+from depthgraph.engine.formats.graph_file import load_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 

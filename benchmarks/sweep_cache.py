@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.config import Settings
-from engine.events import Event, NodeExecuting
-from engine.graph_file import load_graph
-from engine.runtime import Engine
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.events import Event, NodeExecuting
+from depthgraph.engine.formats.graph_file import load_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -43,7 +43,7 @@ def load_document(path: Path) -> tuple[Json, Json | None]:
     """The prompt (API form) and, for a depthgraph file, the whole document (embedded as the workflow)."""
     sys.path.append(str(Path(__file__).resolve().parent.parent))  # a checkout not installed
     try:
-        from engine.graph_file import GraphFileError, load_graph
+        from depthgraph.engine.formats.graph_file import GraphFileError, load_graph
     except ImportError:  # this script copied elsewhere: plain JSON only
         return load_plain_json(path)
     try:

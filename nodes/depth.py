@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-from engine.models.manager import ModelHandle
-from engine.registry import Combo, Output, Socket, node
-from engine.sockets import DEPTH, DEPTH_MODEL, IMAGE
-from nodes.depth_ops import normalize_min_max
-from nodes.image_tensors import tensor_to_pil
+from depthgraph.engine.core.registry import Combo, Output, Socket, node
+from depthgraph.engine.core.sockets import DEPTH, DEPTH_MODEL, IMAGE
+from depthgraph.engine.models.manager import ModelHandle
+from depthgraph.nodes.depth_ops import normalize_min_max
+from depthgraph.nodes.image_tensors import tensor_to_pil
 
 PREPROCESSING = ("diffusers", "stability")
 

@@ -5,12 +5,11 @@ range as "Depth as Image" shows it (0 = farthest, 1 = nearest)."""
 from __future__ import annotations
 
 import torch
-
-from engine.context import NodeContext
-from engine.registry import Boolean, Combo, Float, Int, Output, Socket, String, node
-from engine.sockets import DEPTH, IMAGE, MASK
-from nodes import depth_ops, output_sizes
-from nodes.spatial import match_batch
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.registry import Boolean, Combo, Float, Int, Output, Socket, String, node
+from depthgraph.engine.core.sockets import DEPTH, IMAGE, MASK
+from depthgraph.nodes import depth_ops, output_sizes
+from depthgraph.nodes.spatial import match_batch
 
 POSITION_TOOLTIP = "on the normalised map: 0 = farthest, 1 = nearest"
 

@@ -19,14 +19,13 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.registry import Combo, FilenamePrefix, NodeOutput, Output, Socket, node
+from depthgraph.engine.core.sockets import DEPTH
+from depthgraph.nodes.image import input_file_hash
+from depthgraph.nodes.image_tensors import pixel_problem, png_metadata
 from PIL import Image, UnidentifiedImageError
-
-from engine.context import NodeContext
-from engine.files import FileStore
-from engine.registry import Combo, FilenamePrefix, NodeOutput, Output, Socket, node
-from engine.sockets import DEPTH
-from nodes.image import input_file_hash
-from nodes.image_tensors import pixel_problem, png_metadata
 
 DEPTH_EXTENSIONS = frozenset({".png", ".tif", ".tiff", ".npy"})
 LOAD_CONVENTIONS = ("white is near", "white is far", "metric distance")

@@ -16,8 +16,7 @@ from itertools import pairwise
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
-
-from nodes.spatial import gaussian_blur, match_batch, pad_mode, resize_planes, stretch_depth
+from depthgraph.nodes.spatial import gaussian_blur, match_batch, pad_mode, resize_planes, stretch_depth
 
 CURVE_EXAMPLE = "0:0, 0.5:0.7, 1:1"
 # Windows gathered at once by the median blur (float32 values): 64 MB per chunk of rows.

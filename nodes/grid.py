@@ -1,6 +1,6 @@
 """Comparison grids: run a chain of nodes over a list of values, and lay images out with labels.
 
-`SweepImages` takes its `images` lazily (see engine.subchain): for every value of one or two swept
+`SweepImages` takes its `images` lazily (see engine.core.subchain): for every value of one or two swept
 inputs — strength 0.4, 0.6, 0.8, 1.0 across, two seeds down — it runs the chain behind the link with
 that value. The chain runs inside the current run on the same cache, so what does not depend on the
 swept input (loading, depth, text encoding, VAE encoding) runs once for the whole grid.
@@ -16,15 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.limits import Limits, OutputTooLargeError
+from depthgraph.engine.core.registry import Int, Output, Socket, String, node
+from depthgraph.engine.core.sockets import GRID_LABELS, IMAGE
+from depthgraph.engine.core.subchain import SubChain
+from depthgraph.nodes.image_tensors import tensor_to_pil
+from depthgraph.nodes.output_sizes import image_dims
 from PIL import Image, ImageDraw, ImageFont
-
-from engine.context import NodeContext
-from engine.limits import Limits, OutputTooLargeError
-from engine.registry import Int, Output, Socket, String, node
-from engine.sockets import GRID_LABELS, IMAGE
-from engine.subchain import SubChain
-from nodes.image_tensors import tensor_to_pil
-from nodes.output_sizes import image_dims
 
 
 @dataclass(frozen=True)

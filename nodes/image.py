@@ -9,16 +9,24 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore, FolderKind
+from depthgraph.engine.core.registry import (
+    Combo,
+    FilenamePrefix,
+    Fingerprint,
+    Int,
+    NodeOutput,
+    Output,
+    Socket,
+    node,
+)
+from depthgraph.engine.core.sockets import IMAGE, MASK
+from depthgraph.nodes import output_sizes
+from depthgraph.nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
+from depthgraph.nodes.parameters import generation_parameters
+from depthgraph.nodes.spatial import fit_mask
 from PIL import Image
-
-from engine.context import NodeContext
-from engine.files import FileStore, FolderKind
-from engine.registry import Combo, FilenamePrefix, Fingerprint, Int, NodeOutput, Output, Socket, node
-from engine.sockets import IMAGE, MASK
-from nodes import output_sizes
-from nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
-from nodes.parameters import generation_parameters
-from nodes.spatial import fit_mask
 
 SCALE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 MAX_SIDE = 16384

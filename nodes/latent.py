@@ -6,15 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
-from engine.context import NodeContext
-from engine.models.manager import ModelHandle
-from engine.registry import Combo, Float, Int, Output, Socket, node
-from engine.sockets import LATENT, MASK, MODEL
-from nodes import output_sizes
-from nodes.schedulers import SCHEDULERS, denoising_timesteps, make_scheduler
-from nodes.spatial import fit_mask, match_batch
-from nodes.vae import LATENT_SCALE
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.registry import Combo, Float, Int, Output, Socket, node
+from depthgraph.engine.core.sockets import LATENT, MASK, MODEL
+from depthgraph.engine.models.manager import ModelHandle
+from depthgraph.nodes import output_sizes
+from depthgraph.nodes.schedulers import SCHEDULERS, denoising_timesteps, make_scheduler
+from depthgraph.nodes.spatial import fit_mask, match_batch
+from depthgraph.nodes.vae import LATENT_SCALE
 
 MAX_SEED = 2**64 - 1
 FULL_STRENGTH = ("image+noise", "noise only")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.context import NodeContext
-from engine.files import FileStore
-from engine.models.manager import ModelHandle, find_models, model_names, model_not_found_message
-from engine.models.tiny import TINY_MODEL
-from engine.registry import Combo, Output, node
-from engine.sockets import CLIP, DEPTH_MODEL, MODEL, VAE
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.registry import Combo, Output, node
+from depthgraph.engine.core.sockets import CLIP, DEPTH_MODEL, MODEL, VAE
+from depthgraph.engine.models.manager import ModelHandle, find_models, model_names, model_not_found_message
+from depthgraph.engine.models.tiny import TINY_MODEL
 
 
 def _model_choices(files: FileStore) -> Sequence[str]:

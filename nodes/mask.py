@@ -5,13 +5,12 @@ through a mask. The tensor work is in `nodes/mask_ops.py`."""
 from __future__ import annotations
 
 import torch
-
-from engine.context import NodeContext
-from engine.registry import Boolean, Combo, Float, Int, Output, Socket, node
-from engine.sockets import IMAGE, MASK
-from nodes import mask_ops, output_sizes
-from nodes.image import MAX_SIDE, input_file_hash, input_image_file
-from nodes.image_tensors import read_image
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.registry import Boolean, Combo, Float, Int, Output, Socket, node
+from depthgraph.engine.core.sockets import IMAGE, MASK
+from depthgraph.nodes import mask_ops, output_sizes
+from depthgraph.nodes.image import MAX_SIDE, input_file_hash, input_image_file
+from depthgraph.nodes.image_tensors import read_image
 
 PLACEMENT_TOOLTIP = "position of the source's top-left corner on the destination, in pixels"
 

@@ -2,7 +2,7 @@
 another through a mask. The nodes in `nodes/mask.py` wrap these functions.
 
 Masks are float32 [B, H, W] in 0..1 (1 = regenerate or selected, 0 = keep) and images [B, H, W, 3], as
-in `engine.sockets`. Every function works on soft masks (grey levels), not only on 0/1 ones. Results
+in `engine.core.sockets`. Every function works on soft masks (grey levels), not only on 0/1 ones. Results
 are on the device of the first (or destination) tensor.
 """
 
@@ -12,8 +12,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
-
-from nodes.spatial import fit_mask, gaussian_blur, match_batch, resize_planes
+from depthgraph.nodes.spatial import fit_mask, gaussian_blur, match_batch, resize_planes
 
 COLOUR_CHANNELS = ("red", "green", "blue")
 MASK_FIX = (

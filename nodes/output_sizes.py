@@ -1,6 +1,6 @@
 """How big the images, masks, depth maps and latents a node makes will be, before it makes them.
 
-Each function here is a node's `output_size` (see `engine.registry.node`): given the node's inputs by
+Each function here is a node's `output_size` (see `engine.core.registry.node`): given the node's inputs by
 name it returns the pixels (width × height × batch) of the largest thing the node makes, or None when
 it cannot tell. During validation only the typed-in constants are there (a linked tensor is missing,
 and reading a missing constant raises KeyError, which counts as "cannot tell"); an unknown batch is

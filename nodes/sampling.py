@@ -10,15 +10,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
-
-from engine.context import NodeContext
-from engine.events import PreviewFrame
-from engine.models.manager import ModelHandle
-from engine.registry import Float, Output, Socket, node
-from engine.sockets import CONDITIONING, DEPTH, LATENT, MODEL
-from nodes.image_tensors import tensor_to_pil
-from nodes.schedulers import denoising_timesteps, make_scheduler
-from nodes.spatial import resize_planes
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.events import PreviewFrame
+from depthgraph.engine.core.registry import Float, Output, Socket, node
+from depthgraph.engine.core.sockets import CONDITIONING, DEPTH, LATENT, MODEL
+from depthgraph.engine.models.manager import ModelHandle
+from depthgraph.nodes.image_tensors import tensor_to_pil
+from depthgraph.nodes.schedulers import denoising_timesteps, make_scheduler
+from depthgraph.nodes.spatial import resize_planes
 
 
 def prepare_depth(depth: torch.Tensor, size: tuple[int, int], batch: int) -> torch.Tensor:

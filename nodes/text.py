@@ -6,11 +6,10 @@ import logging
 from typing import Any
 
 import torch
-
-from engine.models.clip_tokenizer import OpenClipTokenizer
-from engine.models.manager import ModelHandle
-from engine.registry import Output, Socket, String, node
-from engine.sockets import CLIP, CONDITIONING
+from depthgraph.engine.core.registry import Output, Socket, String, node
+from depthgraph.engine.core.sockets import CLIP, CONDITIONING
+from depthgraph.engine.models.clip_tokenizer import OpenClipTokenizer
+from depthgraph.engine.models.manager import ModelHandle
 
 log = logging.getLogger("depthgraph.nodes.text")
 

@@ -12,13 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-
-from engine.context import NodeContext
-from engine.models.acceleration import tiling_for
-from engine.models.manager import ModelHandle
-from engine.registry import Output, Socket, node
-from engine.sockets import IMAGE, LATENT, VAE
-from nodes import output_sizes
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.registry import Output, Socket, node
+from depthgraph.engine.core.sockets import IMAGE, LATENT, VAE
+from depthgraph.engine.models.acceleration import tiling_for
+from depthgraph.engine.models.manager import ModelHandle
+from depthgraph.nodes import output_sizes
 
 LATENT_SCALE = 8  # SD2's VAE turns 8×8 pixels into one latent
 

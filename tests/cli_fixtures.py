@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from engine.cli import main
+from depthgraph.engine.app.cli import main
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 EXAMPLE_GRAPH = REPOSITORY / "graphs" / "invert_and_scale.json"
 EXAMPLE_IMAGE = REPOSITORY / "input" / "example.jpg"
 _SCRIPT = Path(sys.executable).with_name("depthgraph")
-DEPTHGRAPH = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "engine"]
+DEPTHGRAPH = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "depthgraph.engine"]
 
 
 @dataclass

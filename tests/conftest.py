@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.files import FileStore
+from depthgraph.engine.core.files import FileStore
 
 pytest_plugins = ["tests.cli_fixtures", "tests.ray_cluster"]
 

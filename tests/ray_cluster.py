@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.config import Cluster, Settings
-from engine.files import FileStore
+from depthgraph.engine.app.config import Cluster, Settings
+from depthgraph.engine.core.files import FileStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_PACK = "tests.engine.node_pack"
@@ -52,7 +51,7 @@ MakeBackend = Callable[..., Any]
 @pytest.fixture
 def ray_backend(ray_session: Any, worker_settings: Settings) -> Iterator[MakeBackend]:
     """Make a backend on the session's workers for a file store (caches cleared); closed after the test."""
-    from engine.cluster.ray_backend import RayBackend
+    from depthgraph.engine.cluster.ray_backend import RayBackend
 
     made: list[RayBackend] = []
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from depthgraph.engine.app.batch import output_paths, parse_over, sweep_prompts
+from depthgraph.engine.app.overrides import UsageError
+from depthgraph.engine.core.files import FileStore
 from PIL import Image
 
-from engine.batch import output_paths, parse_over, sweep_prompts
-from engine.files import FileStore
-from engine.overrides import UsageError
 from tests.cli_fixtures import DEPTHGRAPH, REPOSITORY, Cli
 
 DEPTH2IMG = REPOSITORY / "graphs" / "depth2img.json"
@@ -168,9 +168,9 @@ def test_without_ray_installed_the_ray_executor_says_how_to_get_it(
 def test_the_default_executor_never_imports_ray(tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from engine.config import Settings\n"
-        "from engine.cli import main\n"
-        "from server import create_app\n"
+        "from depthgraph.engine.app.config import Settings\n"
+        "from depthgraph.engine.app.cli import main\n"
+        "from depthgraph.server import create_app\n"
         f"create_app(Settings.under(__import__('pathlib').Path({str(tmp_path)!r})))\n"
         "main(['nodes'])\n"
         "assert 'ray' not in sys.modules, 'ray was imported'\n"
@@ -180,7 +180,7 @@ def test_the_default_executor_never_imports_ray(tmp_path: Path) -> None:
 
 
 def test_the_cluster_settings_come_from_the_config_file_and_bad_ones_are_named(tmp_path: Path) -> None:
-    from engine.config import ConfigError, load_settings
+    from depthgraph.engine.app.config import ConfigError, load_settings
 
     config = tmp_path / "depthgraph.yaml"
     config.write_text("cluster: {executor: ray, ray_address: auto, workers: 4, max_attempts: 2}\n")

@@ -1,6 +1,6 @@
 """The `depthgraph` command as a user sees it: exit codes, messages on stdout and stderr, files written.
 
-Most tests call `engine.cli.main` in a scratch folder holding the example graph and photo
+Most tests call `engine.app.cli.main` in a scratch folder holding the example graph and photo
 (tests/cli_fixtures.py); a few run the installed console script to show what a shell sees (exit
 status, no Python traceback).
 """

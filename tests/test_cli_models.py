@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 import torch
+from depthgraph.engine.app.cli import main
+from depthgraph.engine.models.importing import FOLDER_PARTS
 from safetensors.torch import save_file
-
-from engine.cli import main
-from engine.models.importing import FOLDER_PARTS
 
 
 def make_depth_folder(folder: Path, channels: int = 5) -> None:

@@ -20,16 +20,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from engine.backends import Job, Outcome
-from engine.cluster.routing import DEFAULT_SLOTS, Router, Work
-from engine.cluster.shipping import OutputNames, ShippedFile, input_files, read_inputs
-from engine.cluster.worker import EngineWorker, Finished, worker_config
-from engine.config import Cluster, Settings
-from engine.events import Listener, NodeExecuted, PromptFailed, PromptInterrupted, PromptStarted
-from engine.files import FileStore
-from engine.graph import ExecutableGraph
-from engine.signatures import compute_signatures
-from engine.sockets import CLIP, DEPTH_MODEL, MODEL, VAE
+from ..app.config import Cluster, Settings
+from ..app.jobs import Job, Outcome
+from ..core.events import Listener, NodeExecuted, PromptFailed, PromptInterrupted, PromptStarted
+from ..core.files import FileStore
+from ..core.graph import ExecutableGraph
+from ..core.signatures import compute_signatures
+from ..core.sockets import CLIP, DEPTH_MODEL, MODEL, VAE
+from .routing import DEFAULT_SLOTS, Router, Work
+from .shipping import OutputNames, ShippedFile, input_files, read_inputs
+from .worker import EngineWorker, Finished, worker_config
 
 log = logging.getLogger("depthgraph.cluster")
 NAMESPACE = "depthgraph"

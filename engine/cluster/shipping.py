@@ -2,7 +2,7 @@
 
 Workers need only the models on their own disk. The input files a prompt names travel with the job
 (by content, so a worker's cache keys match the server's), and every file a worker saves (each one
-`engine.files.saved_files` lists: images, depth maps) travels back before the `executed` message
+`engine.core.files.saved_files` lists: images, depth maps) travels back before the `executed` message
 that names it, to be written into this machine's output or temp folder. A worker's file names are
 its own: when one is taken here by another file, the result gets the next free counter
 (`depthgraph_00007.png`), and the messages and history name the file as saved.
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.files import FileStore, FolderKind, UnsafePathError, check_relative_name, create_whole
-from engine.graph import ExecutableGraph
+from ..core.files import FileStore, FolderKind, UnsafePathError, check_relative_name, create_whole
+from ..core.graph import ExecutableGraph
 
 SHIPPED_KINDS: tuple[FolderKind, ...] = ("output", "temp")
 _COUNTED = re.compile(r"^(?P<stem>.+)_(?P<counter>\d{5,})(?P<suffix>\.[A-Za-z0-9]+)$")

@@ -26,16 +26,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.backends import Job, describe_engine
-from engine.cluster.shipping import SHIPPED_KINDS, ShippedFile, place_inputs
-from engine.config import Settings
-from engine.events import Event, NodeExecuted, PromptFailed, PromptInterrupted, PromptStarted
-from engine.files import FileStore, SavedFile, saved_files
-from engine.plugins import load_node_packs
-from engine.registry import NodeRegistry
-from engine.runtime import Engine
-from engine.scheduler import RunResult, RunStatus
-from engine.validation import validate
+from ..app.config import Settings
+from ..app.engine import Engine
+from ..app.jobs import Job, describe_engine
+from ..app.plugins import load_node_packs
+from ..core.events import Event, NodeExecuted, PromptFailed, PromptInterrupted, PromptStarted
+from ..core.executor import RunResult, RunStatus
+from ..core.files import FileStore, SavedFile, saved_files
+from ..core.registry import NodeRegistry
+from ..core.validation import validate
+from .shipping import SHIPPED_KINDS, ShippedFile, place_inputs
 
 _DONE = object()
 

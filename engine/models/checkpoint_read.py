@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.models.manager import ModelError
+from .common import ModelError
 
 StateDict = dict[str, Any]
 ZIP_MAGIC = b"PK\x03\x04"

@@ -23,8 +23,6 @@ from typing import Any
 import ftfy
 import regex  # type: ignore[import-untyped]  # (no type stubs; transformers depends on it too)
 
-from engine.models.tiny import CONTEXT_LENGTH, _bytes_to_unicode
-
 # OpenCLIP's names for the two special tokens (they are matched in prompts too); transformers' vocab.json
 # names them differently, with the same ids.
 START_OF_TEXT = "<start_of_text>"
@@ -34,6 +32,26 @@ TRANSFORMERS_END = "<|endoftext|>"
 END_OF_WORD = "</w>"
 MERGES_IN_BPE_FILE = 49152 - 256 - 2  # lines 1 .. this of bpe_simple_vocab_16e6.txt.gz; line 0 is a header
 PAD_ID = 0
+
+
+CONTEXT_LENGTH = 77
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """CLIP's reversible byte -> printable character table (from OpenAI's CLIP tokenizer)."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(code) for code in codes), strict=True))
 
 
 def clean(text: str) -> str:
@@ -61,7 +79,7 @@ class OpenClipTokenizer:
         self._specials = {START_OF_TEXT: start_id, END_OF_TEXT: end_id}
         self._pieces = {index: piece for piece, index in self.vocab.items()}
         self._pieces.update({index: name for name, index in self._specials.items()})
-        self._byte_to_character = _bytes_to_unicode()
+        self._byte_to_character = bytes_to_unicode()
         self._character_to_byte = {character: byte for byte, character in self._byte_to_character.items()}
         special = "|".join(regex.escape(name) for name in self._specials)
         # OpenCLIP's pattern: a special token, an English contraction, a run of letters, one digit, or a
@@ -78,7 +96,7 @@ class OpenClipTokenizer:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             lines = handle.read().split("\n")[1 : MERGES_IN_BPE_FILE + 1]
         merges = [_pair(line) for line in lines]
-        characters = list(_bytes_to_unicode().values())
+        characters = list(bytes_to_unicode().values())
         pieces = characters + [character + END_OF_WORD for character in characters]
         pieces += [first + second for first, second in merges]
         vocab = {piece: index for index, piece in enumerate(pieces)}

@@ -26,8 +26,8 @@ def fetch_model(models_dir: Path, repo: str = DEFAULT_REPO, revision: str | None
     removed). An existing folder of that name is never written into."""
     from huggingface_hub import snapshot_download
 
-    from engine.models.importing import inspect_folder
-    from engine.models.manager import ModelError
+    from .common import ModelError
+    from .importing import inspect_folder
 
     target = models_dir / repo.rsplit("/", 1)[-1]
     if target.exists():

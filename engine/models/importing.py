@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.models.manager import SINGLE_FILE_SUFFIXES, ModelError, check_depth_model
+from .common import SINGLE_FILE_SUFFIXES, ModelError
+from .manager import check_depth_model
 
 # What each part of a single file is called in the report, by its LDM prefix.
 PARTS = {
@@ -95,9 +96,9 @@ def inspect_checkpoint(path: Path) -> list[str]:
     shapes only: nothing is converted)."""
     import torch
 
-    from engine.models.checkpoint_read import tensor_shapes
-    from engine.models.ldm_config import architecture_of
-    from engine.models.single_file import check_depth_checkpoint
+    from .checkpoint_read import tensor_shapes
+    from .ldm_config import architecture_of
+    from .single_file import check_depth_checkpoint
 
     shapes = tensor_shapes(path)
     check_depth_checkpoint({key: torch.empty(shape, device="meta") for key, shape in shapes.items()}, path)
@@ -124,7 +125,7 @@ def _companions(source: Path, target: Path) -> list[tuple[Path, Path]]:
     """The LDM yaml beside a single file, under the target's stem."""
     if source.is_dir():
         return []
-    from engine.models.ldm_config import yaml_beside
+    from .ldm_config import yaml_beside
 
     config = yaml_beside(source)
     if config is None:

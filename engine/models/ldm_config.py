@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.models.manager import DEPTH_UNET_CHANNELS, ModelError
-from engine.models.sd2_depth import SCHEDULER, SD2_DEPTH
-from engine.models.single_file import DepthModelConfigs
+from .common import DEPTH_UNET_CHANNELS, ModelError
+from .sd2_depth import SCHEDULER, SD2_DEPTH
+from .single_file import DepthModelConfigs
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_YAML_BYTES = 1 << 20  # a model config is a few kB; anything this large is not one

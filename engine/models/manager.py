@@ -23,21 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.models.acceleration import Acceleration, Plan, prepare_unet, prepare_vae
-from engine.models.residency import DeviceCache, Residency
-from engine.models.tiny import TINY_MODEL, build_tiny
-from engine.models.unet_runner import UNetRunner
+from .acceleration import Acceleration, Plan, prepare_unet, prepare_vae
+from .common import DEPTH_UNET_CHANNELS, SINGLE_FILE_SUFFIXES, ModelError
+from .residency import DeviceCache, Residency
+from .tiny import TINY_MODEL, build_tiny
+from .unet_runner import UNetRunner
 
 ModelKind = Literal["tiny", "diffusers", "single_file"]
-SINGLE_FILE_SUFFIXES = (".ckpt", ".safetensors")
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "depth_estimator", "feature_extractor")
 WEIGHTED = frozenset({"unet", "vae", "text_encoder", "depth_estimator"})
-DEPTH_UNET_CHANNELS = 5
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-
-
-class ModelError(Exception):
-    """A model that cannot be found or loaded; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +47,7 @@ class ModelSource:
         if self.kind == "tiny":
             return f"{self.name}  (built-in test model with random weights: its images are noise)"
         if self.kind == "single_file":
-            from engine.models.ldm_config import yaml_beside
+            from .ldm_config import yaml_beside
 
             assert self.path is not None
             config = yaml_beside(self.path)
@@ -67,7 +62,7 @@ class ModelSource:
         stat = (self.path if self.kind == "single_file" else self.path / "model_index.json").stat()
         signature = f"{self.kind}:{self.path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
         if self.kind == "single_file":  # the yaml beside it decides the architecture too
-            from engine.models.ldm_config import yaml_beside
+            from .ldm_config import yaml_beside
 
             config = yaml_beside(self.path)
             if config is not None:
@@ -228,7 +223,7 @@ class ModelManager:
 
     def _architecture(self, source: ModelSource) -> Any:
         """How a single file is read: the yaml beside it, else SD2-depth (`ldm_config`)."""
-        from engine.models.ldm_config import Architecture, architecture_of
+        from .ldm_config import Architecture, architecture_of
 
         assert source.path is not None
         architecture = architecture_of(source.path)
@@ -237,7 +232,7 @@ class ModelManager:
         return architecture
 
     def _read_single_file(self, source: ModelSource) -> dict[str, Any]:
-        from engine.models.single_file import load_single_file
+        from .single_file import load_single_file
 
         assert source.path is not None
         return load_single_file(source.path, self._architecture(source).configs)
@@ -249,7 +244,7 @@ class ModelManager:
         if source.kind == "single_file":
             from diffusers import PNDMScheduler
 
-            from engine.models.sd2_depth import find_tokenizer
+            from .sd2_depth import find_tokenizer
 
             if component == "tokenizer":
                 return find_tokenizer(source.path.parent)
@@ -346,7 +341,7 @@ def _from_pretrained(path: Path, component: str, dtype: Any) -> Any:
         return DPTForDepthEstimation.from_pretrained(
             path, subfolder="depth_estimator", torch_dtype=torch.float32
         )
-    from engine.models.tiny import depth_image_processor
+    from .sd2_depth import depth_image_processor
 
     settings = json.loads((path / "feature_extractor" / "preprocessor_config.json").read_text())
     known = {"do_resize", "size", "keep_aspect_ratio", "ensure_multiple_of", "resample", "do_rescale"}

@@ -19,7 +19,7 @@ Key = tuple[str, str]  # (model name, component)
 
 
 class DeviceCache(Protocol):
-    """What the residency needs of the result cache (engine.cache.ResultCache)."""
+    """What the residency needs of the result cache (engine.core.cache.ResultCache)."""
 
     def usage(self) -> dict[str, int]: ...
 

@@ -7,10 +7,9 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from engine.models.clip_tokenizer import OpenClipTokenizer
-from engine.models.manager import ModelError
-from engine.models.single_file import DepthModelConfigs
-from engine.models.tiny import CONTEXT_LENGTH
+from .clip_tokenizer import CONTEXT_LENGTH, OpenClipTokenizer
+from .common import ModelError
+from .single_file import DepthModelConfigs
 
 UNET: dict[str, Any] = {
     "act_fn": "silu",
@@ -141,34 +140,25 @@ def find_tokenizer(folder: Path) -> OpenClipTokenizer:
     )
 
 
-def convert_checkpoint(path: Path, target: Path, configs: DepthModelConfigs | None = None) -> Path:
-    """Write a single-file depth checkpoint as a diffusers-layout folder (safetensors weights), read
-    as the yaml beside it says (or as SD2-depth), its scheduler config written with the schedule the
-    model was trained with. The folder appears only when complete."""
-    import shutil
+def depth_image_processor(**settings: Any) -> Any:
+    """The DPT image processor of SD2-depth: 384×384, bicubic, mean/std 0.5."""
+    try:  # transformers >= 5 without torchvision: the Pillow backend, named explicitly
+        from transformers import DPTImageProcessorPil as Processor
+    except ImportError:
+        from transformers import DPTImageProcessor as Processor  # type: ignore[assignment]
+    from PIL import Image
 
-    from diffusers import PNDMScheduler, StableDiffusionDepth2ImgPipeline
-
-    from engine.models.ldm_config import architecture_of
-    from engine.models.single_file import load_single_file
-    from engine.models.tiny import build_tiny
-
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ModelError(f"{target} is not empty; give a new folder to write the converted model into")
-    architecture = architecture_of(path)
-    if configs is None:
-        configs = architecture.configs if architecture.yaml is not None else SD2_DEPTH
-    components = load_single_file(path, configs)
-    components["tokenizer"] = find_tokenizer(path.parent).to_transformers()  # diffusers saves its files
-    components["scheduler"] = PNDMScheduler.from_config(dict(architecture.scheduler))
-    components["feature_extractor"] = build_tiny("feature_extractor")  # its 384×384 DPT processor
-    pipeline: Any = StableDiffusionDepth2ImgPipeline(**components)
-    partial = target.with_name(f".converting-{target.name}")
-    try:
-        pipeline.save_pretrained(partial)
-        if target.exists():
-            target.rmdir()
-        partial.rename(target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
+    options: dict[str, Any] = {
+        "do_resize": True,
+        "size": {"height": 384, "width": 384},
+        "keep_aspect_ratio": False,
+        "ensure_multiple_of": 1,
+        "resample": Image.Resampling.BICUBIC,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
+    options.update(settings)
+    return Processor(**options)

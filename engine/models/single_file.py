@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.models.checkpoint_read import read_state_dict
-from engine.models.manager import DEPTH_UNET_CHANNELS, ModelError
+from .checkpoint_read import read_state_dict
+from .common import DEPTH_UNET_CHANNELS, ModelError
 
 log = logging.getLogger("depthgraph.models")
 

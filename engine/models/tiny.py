@@ -11,26 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from .clip_tokenizer import CONTEXT_LENGTH, bytes_to_unicode
+from .sd2_depth import SCHEDULER, depth_image_processor
+
 TINY_MODEL = "tiny-random"
 TINY_DESCRIPTION = "tiny-random: built-in test model with random weights (its images are noise)"
-CONTEXT_LENGTH = 77
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """CLIP's reversible byte -> printable character table (from OpenAI's CLIP tokenizer)."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, (chr(code) for code in codes), strict=True))
 
 
 def tiny_tokenizer() -> Any:
@@ -38,7 +23,7 @@ def tiny_tokenizer() -> Any:
     no merges. Pads with "!" (id 0), as the SD2 tokenizer does."""
     from transformers import CLIPTokenizer
 
-    characters = list(_bytes_to_unicode().values())
+    characters = list(bytes_to_unicode().values())
     tokens = characters + [character + "</w>" for character in characters]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: index for index, token in enumerate(tokens)}
@@ -142,36 +127,10 @@ def tiny_depth_estimator() -> Any:
     return _seeded(4, lambda: DPTForDepthEstimation(config).eval())
 
 
-def depth_image_processor(**settings: Any) -> Any:
-    """The DPT image processor of SD2-depth: 384×384, bicubic, mean/std 0.5."""
-    try:  # transformers >= 5 without torchvision: the Pillow backend, named explicitly
-        from transformers import DPTImageProcessorPil as Processor
-    except ImportError:
-        from transformers import DPTImageProcessor as Processor  # type: ignore[assignment]
-    from PIL import Image
-
-    options: dict[str, Any] = {
-        "do_resize": True,
-        "size": {"height": 384, "width": 384},
-        "keep_aspect_ratio": False,
-        "ensure_multiple_of": 1,
-        "resample": Image.Resampling.BICUBIC,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-    }
-    options.update(settings)
-    return Processor(**options)
-
-
 def tiny_scheduler() -> Any:
     """SD2-depth's own schedule (`engine.models.sd2_depth.SCHEDULER`): the tiny model samples as the
     real one does."""
     from diffusers import PNDMScheduler
-
-    from engine.models.sd2_depth import SCHEDULER
 
     return PNDMScheduler.from_config(SCHEDULER)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from engine.cluster.routing import DEFAULT_SLOTS, MODEL_WEIGHT, Decision, Router, Work
+from depthgraph.engine.cluster.routing import DEFAULT_SLOTS, MODEL_WEIGHT, Decision, Router, Work
 
 PROMPT = ("s1", "s2", "s3", "s4")  # the result signatures of a prompt with four nodes
 

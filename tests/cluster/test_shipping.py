@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.cluster.shipping import (
+from depthgraph.engine.cluster.shipping import (
     SHIPPED_KINDS,
     OutputNames,
     ShippedFile,
@@ -17,9 +16,10 @@ from engine.cluster.shipping import (
     read_inputs,
     receive_output,
 )
-from engine.files import FileStore, SavedFile, UnsafePathError, saved_files
-from engine.graph import ExecutableGraph
-from engine.validation import validate
+from depthgraph.engine.core.files import FileStore, SavedFile, UnsafePathError, saved_files
+from depthgraph.engine.core.graph import ExecutableGraph
+from depthgraph.engine.core.validation import validate
+
 from tests.engine import node_pack
 
 

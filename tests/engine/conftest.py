@@ -4,13 +4,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from depthgraph.engine.core.cache import ResultCache
+from depthgraph.engine.core.events import Event
+from depthgraph.engine.core.executor import Executor, RunResult
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.registry import NodeRegistry
+from depthgraph.engine.core.validation import validate
 
-from engine.cache import ResultCache
-from engine.events import Event
-from engine.files import FileStore
-from engine.registry import NodeRegistry
-from engine.scheduler import Executor, RunResult
-from engine.validation import validate
 from tests.engine import node_pack
 
 

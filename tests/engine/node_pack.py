@@ -13,10 +13,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.context import NodeContext
-from engine.files import FileStore
-from engine.registry import ANY, Input, NodeOutput, NodeRegistry, Output, node
-from engine.subchain import SubChain
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.registry import Input, NodeOutput, NodeRegistry, Output, node
+from depthgraph.engine.core.sockets import ANY
+from depthgraph.engine.core.subchain import SubChain
 
 CALLS: Counter[str] = Counter()
 # Called at every progress step of `Steps` (tests use it to interrupt mid-node).

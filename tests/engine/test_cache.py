@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from depthgraph.engine.core.cache import ResultCache
+from depthgraph.engine.core.executor import Executor
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.sizing import measure
+from depthgraph.engine.core.validation import validate
 
-from engine.cache import ResultCache
-from engine.files import FileStore
-from engine.scheduler import Executor
-from engine.sizing import measure
-from engine.validation import validate
 from tests.engine import node_pack
 
 KIB = 1024

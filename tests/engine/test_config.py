@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config import Settings
+from depthgraph.engine.app.config import Settings
 
 
 def test_a_workspace_keeps_every_folder_inside_it_and_takes_changes(tmp_path: Path) -> None:

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-
-from engine.files import (
+from depthgraph.engine.core.files import (
     DiskFullError,
     FileStore,
     FolderKind,

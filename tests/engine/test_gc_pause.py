@@ -5,8 +5,7 @@ import gc
 import threading
 
 import pytest
-
-from engine.gc_pause import gc_paused, in_thread_paused, thaw
+from depthgraph.engine.core.gc_pause import gc_paused, in_thread_paused, thaw
 
 
 @pytest.fixture(autouse=True)

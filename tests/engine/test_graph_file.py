@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from engine import migrations
-from engine.files import FileStore
-from engine.graph_file import (
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.registry import NodeRegistry
+from depthgraph.engine.core.validation import validate
+from depthgraph.engine.formats import migrations
+from depthgraph.engine.formats.graph_file import (
     GraphDocument,
     GraphFileError,
     dump_graph,
@@ -22,9 +21,10 @@ from engine.graph_file import (
     parse_graph,
     save_graph,
 )
-from engine.migrations import FORMAT_VERSION, MigrationError, migrate
-from engine.registry import NodeRegistry
-from engine.validation import validate
+from depthgraph.engine.formats.migrations import FORMAT_VERSION, MigrationError, migrate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.engine.conftest import Runner
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -244,7 +244,7 @@ def test_an_old_file_loads_through_the_migrations_once_the_format_moves_on(
 
 # The golden file: a hand-written version-1 file that must load, validate and run forever.
 # When FORMAT_VERSION is bumped, this file must keep loading through the migrations: leave it as it
-# is, add the step to engine.migrations and a new golden file for the new version beside it.
+# is, add the step to engine.formats.migrations and a new golden file for the new version beside it.
 
 
 def test_the_version_1_golden_file_loads_validates_and_runs(

@@ -1,5 +1,14 @@
-"""The engine stands on its own: it never imports the node packs or the server, and it runs
-graphs without torch installed."""
+"""The layers stand as the folders show them.
+
+- Everything is imported under one name, `depthgraph` (engine/ is depthgraph.engine, nodes/
+  depthgraph.nodes, server.py depthgraph.server), never as bare top-level modules.
+- The engine never imports the node packs or the server.
+- The graph core (`engine/core`) imports nothing of the application, the models or the cluster, nor
+  torch, diffusers or transformers; the formats (`engine/formats`) stand on the core alone.
+- No module imports, directly or through others, a module that imports it back (function-level
+  imports count too: they are circles that only wait to be walked).
+- Graphs run without torch installed.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +16,114 @@ import ast
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import networkx as nx
+
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "depthgraph"
+TOP_MODULES = ("server", "server_events", "server_files", "server_security")
+HEAVY = {"torch", "diffusers", "transformers", "safetensors"}
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for statement in ast.walk(tree):
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join([PACKAGE, *parts])
+
+
+def source_files() -> list[Path]:
+    files = [*sorted((ROOT / "engine").rglob("*.py")), *sorted((ROOT / "nodes").rglob("*.py"))]
+    files += [ROOT / f"{name}.py" for name in TOP_MODULES]
+    return [path for path in files if "__pycache__" not in path.parts]
+
+
+def imports_of(path: Path) -> Iterator[tuple[str, int]]:
+    """(absolute module name, line) of every import in the file, relative ones resolved."""
+    own = module_name(path)
+    package = own if path.name == "__init__.py" else own.rsplit(".", 1)[0]
+    for statement in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(statement, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in statement.names)
-        elif isinstance(statement, ast.ImportFrom) and statement.module and statement.level == 0:
-            names.add(statement.module.split(".")[0])
-    return names
+            for alias in statement.names:
+                yield alias.name, statement.lineno
+        elif isinstance(statement, ast.ImportFrom):
+            if statement.level:
+                base = package.split(".")
+                base = base[: len(base) - (statement.level - 1)]
+                module = ".".join([*base, statement.module] if statement.module else base)
+            else:
+                module = statement.module or ""
+            yield module, statement.lineno
+            for alias in statement.names:  # `from . import x` imports the module x
+                yield f"{module}.{alias.name}", statement.lineno
+
+
+MODULES = {module_name(path): path for path in source_files()}
+
+
+def own_module(name: str) -> str | None:
+    """The depthgraph module an import name refers to (a name imported from a module counts as it)."""
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def test_nothing_imports_bare_top_level_engine_nodes_or_server() -> None:
+    bare = {"engine", "nodes", *TOP_MODULES}
+    found = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for path in [*source_files(), *sorted((ROOT / "tests").rglob("*.py"))]
+        for name, line in imports_of(path)
+        if name.split(".")[0] in bare
+    ]
+    assert not found, "\n".join(found)
 
 
 def test_the_engine_never_imports_nodes_or_the_server() -> None:
+    outside = (f"{PACKAGE}.nodes", *(f"{PACKAGE}.{name}" for name in TOP_MODULES))
     for path in sorted((ROOT / "engine").rglob("*.py")):
-        leaks = imported_modules(path) & {"nodes", "server"}
-        assert not leaks, f"{path.relative_to(ROOT)} imports {leaks}"
+        for name, line in imports_of(path):
+            assert not name.startswith(outside), f"{path.relative_to(ROOT)}:{line} imports {name}"
+
+
+def test_the_core_stands_on_its_own() -> None:
+    core = f"{PACKAGE}.engine.core"
+    for path in sorted((ROOT / "engine" / "core").rglob("*.py")):
+        for name, line in imports_of(path):
+            where = f"{path.relative_to(ROOT)}:{line} imports {name}"
+            assert name.split(".")[0] not in HEAVY, where
+            if name.startswith(f"{PACKAGE}."):
+                assert name.startswith(core), where
+
+
+def test_the_formats_stand_on_the_core_alone() -> None:
+    allowed = (f"{PACKAGE}.engine.core", f"{PACKAGE}.engine.formats")
+    for path in sorted((ROOT / "engine" / "formats").rglob("*.py")):
+        for name, line in imports_of(path):
+            where = f"{path.relative_to(ROOT)}:{line} imports {name}"
+            assert name.split(".")[0] not in HEAVY, where
+            if name.startswith(f"{PACKAGE}."):
+                assert name.startswith(allowed), where
+
+
+def test_there_is_no_import_circle() -> None:
+    graph = nx.DiGraph()
+    for name, path in MODULES.items():
+        graph.add_node(name)
+        for imported, _ in imports_of(path):
+            target = own_module(imported)
+            if target is not None and target != name and not name.startswith(f"{target}."):
+                graph.add_edge(
+                    name, target
+                )  # a package's __init__ that its own modules import is not a circle
+    circles = [
+        sorted(component) for component in nx.strongly_connected_components(graph) if len(component) > 1
+    ]
+    assert not circles, circles
 
 
 # A None entry in sys.modules is how Python marks a module as absent: `import torch` raises
@@ -53,13 +150,13 @@ def run_without_torch(code: str, tmp_path: Path) -> subprocess.CompletedProcess[
 def test_graphs_run_without_torch(tmp_path: Path) -> None:
     done = run_without_torch(
         """
-        import pkgutil, importlib, sys
-        import engine
-        for module in pkgutil.iter_modules(engine.__path__):
-            if module.name != "__main__":
-                importlib.import_module(f"engine.{module.name}")
-        from engine.config import Settings
-        from engine.runtime import Engine
+        import importlib, pkgutil, sys
+        import depthgraph.engine.app, depthgraph.engine.core, depthgraph.engine.formats
+        for package in (depthgraph.engine.core, depthgraph.engine.formats, depthgraph.engine.app):
+            for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+                importlib.import_module(module.name)
+        from depthgraph.engine.app.config import Settings
+        from depthgraph.engine.app.engine import Engine
         from tests.engine.node_pack import make_registry
         runtime = Engine(Settings(device="auto"), registry=make_registry())
         result = runtime.run({
@@ -80,7 +177,7 @@ def test_without_torch_the_built_in_pack_is_reported_not_fatal(tmp_path: Path) -
     done = run_without_torch(
         """
         import sys
-        from engine.cli import main
+        from depthgraph.engine.app.cli import main
         sys.exit(main(["nodes"]))
         """,
         tmp_path,

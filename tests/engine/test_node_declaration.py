@@ -7,13 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.context import NodeContext
-from engine.files import FileStore
-from engine.plugins import PackReport, load_custom_nodes
-from engine.registry import (
-    FLOAT,
-    INT,
+from depthgraph.engine.app.plugins import PackReport, load_custom_nodes
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.registry import (
     Boolean,
     Combo,
     Float,
@@ -27,7 +24,9 @@ from engine.registry import (
     String,
     node,
 )
-from engine.subchain import SubChain
+from depthgraph.engine.core.sockets import FLOAT, INT
+from depthgraph.engine.core.subchain import SubChain
+
 from tests.engine.conftest import Runner
 
 
@@ -310,8 +309,8 @@ def write(folder: Path, name: str, source: str) -> None:
 
 
 CUSTOM_NODE = """
-    from engine.context import NodeContext
-    from engine.registry import Int, Output, Socket, node
+    from depthgraph.engine.core.context import NodeContext
+    from depthgraph.engine.core.registry import Int, Output, Socket, node
 
 
     @node("Multiply", category="custom", description="Multiplies a number.", outputs=[Output("INT")])

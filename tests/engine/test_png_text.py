@@ -12,12 +12,11 @@ import zlib
 from pathlib import Path
 
 import pytest
+from depthgraph.engine.core.registry import NodeRegistry
+from depthgraph.engine.formats.graph_file import GraphFileError, graph_from_png, load_graph
+from depthgraph.engine.formats.graph_library import read_dropped_graph
+from depthgraph.engine.formats.png_text import PNG_SIGNATURE, PngTextError, read_png_text
 from PIL import Image, PngImagePlugin
-
-from engine.graph_file import GraphFileError, graph_from_png, load_graph
-from engine.graph_library import read_dropped_graph
-from engine.png_text import PNG_SIGNATURE, PngTextError, read_png_text
-from engine.registry import NodeRegistry
 
 PROMPT = {
     "1": {"class_type": "Number", "inputs": {"value": 4}},

@@ -6,11 +6,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from depthgraph.engine.app.plugins import PackReport, load_custom_nodes, load_node_packs
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.registry import DuplicateNodeError, Input, NodeRegistry, Output, node
+from depthgraph.engine.core.schema import object_info
 
-from engine.files import FileStore
-from engine.plugins import PackReport, load_custom_nodes, load_node_packs
-from engine.registry import DuplicateNodeError, Input, NodeRegistry, Output, node
-from engine.schema import object_info
 from tests.engine import node_pack
 
 
@@ -85,7 +85,7 @@ def write(folder: Path, name: str, source: str) -> None:
 
 
 CUSTOM_NODE = """
-    from engine.registry import Input, Output, node
+    from depthgraph.engine.core.registry import Input, Output, node
 
     @node("Triple", category="custom", description="Triples.", inputs=[Input.int("v", 1)],
           outputs=[Output("INT")])

@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.cache import ResultCache
-from engine.config import Settings
-from engine.events import (
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.cache import ResultCache
+from depthgraph.engine.core.events import (
     NodeExecuted,
     NodeExecuting,
     NodesCached,
@@ -20,11 +21,11 @@ from engine.events import (
     PromptStarted,
     PromptSucceeded,
 )
-from engine.files import FileStore
-from engine.limits import Limits
-from engine.runtime import Engine
-from engine.scheduler import Executor
-from engine.validation import Code, validate
+from depthgraph.engine.core.executor import Executor
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.limits import Limits
+from depthgraph.engine.core.validation import Code, validate
+
 from tests.engine import node_pack
 from tests.engine.conftest import Runner
 

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from engine.cli import main
-from engine.store import (
+from depthgraph.engine.app.cli import main
+from depthgraph.engine.app.store import (
     PromptStore,
     StoreDamaged,
     StoredPrompt,
@@ -32,7 +31,7 @@ from engine.store import (
     StoreUnavailable,
     store_path,
 )
-from engine.store_repair import repair_store
+from depthgraph.engine.app.store_repair import repair_store
 
 LARGE = "depth " * 4000  # 24 kB: needs new pages, as a full disk refuses them
 NOISE = random.Random(8188)  # the same damage on every run

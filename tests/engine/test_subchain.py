@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.events import Event, NodeExecuting, NodeWarning, PromptFailed, PromptInterrupted
-from engine.files import FileStore
-from engine.scheduler import Executor
+from depthgraph.engine.core.events import Event, NodeExecuting, NodeWarning, PromptFailed, PromptInterrupted
+from depthgraph.engine.core.executor import Executor
+from depthgraph.engine.core.files import FileStore
+
 from tests.engine import node_pack
 from tests.engine.conftest import Runner
 

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from depthgraph.engine.core.coercion import shown as shown_value
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.graph import ExecutableGraph, Link
+from depthgraph.engine.core.limits import Limits
+from depthgraph.engine.core.registry import NodeRegistry
+from depthgraph.engine.core.validation import Code, Validation, validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.coercion import shown as shown_value
-from engine.files import FileStore
-from engine.graph import ExecutableGraph, Link
-from engine.limits import Limits
-from engine.registry import NodeRegistry
-from engine.validation import Code, Validation, validate
 from tests.engine import node_pack
 from tests.engine.conftest import Runner
 

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from engine.cli import main
-from engine.config import ConfigError, load_settings
-from engine.models.acceleration import (
+from depthgraph.engine.app.cli import main
+from depthgraph.engine.app.config import ConfigError, load_settings
+from depthgraph.engine.models.acceleration import (
     Acceleration,
     AccelerationError,
     Plan,
@@ -19,9 +18,9 @@ from engine.models.acceleration import (
     prepare_vae,
     tiling_for,
 )
-from engine.models.residency import module_bytes
-from engine.models.tiny import build_tiny
-from engine.models.unet_runner import UNetRunner
+from depthgraph.engine.models.residency import module_bytes
+from depthgraph.engine.models.tiny import build_tiny
+from depthgraph.engine.models.unet_runner import UNetRunner
 
 
 def test_auto_turns_every_speed_up_on_for_cuda_and_off_for_the_cpu() -> None:
@@ -81,7 +80,7 @@ def test_a_bad_acceleration_setting_is_refused_with_its_name(tmp_path: Path, tex
 def test_the_command_line_switches_reach_the_engine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine import cli
+    from depthgraph.engine.app.cli import entry as cli
 
     seen = []
     monkeypatch.setattr(cli, "build_engine", lambda settings, files: seen.append(settings) or _stop())
@@ -169,7 +168,7 @@ def test_a_recorded_cuda_graph_predicts_what_the_eager_unet_does() -> None:
 def test_compiled_kernels_are_kept_in_the_data_folder_unless_the_user_chose_a_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.models import acceleration
+    from depthgraph.engine.models import acceleration
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/torch/chose")  # torch's own default
     monkeypatch.setattr(acceleration, "_USER_COMPILE_CACHE", None)

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 import torch
-
-from engine.models.sd2_depth import SD2_DEPTH
-from engine.models.single_file import (
+from depthgraph.engine.models.sd2_depth import SD2_DEPTH
+from depthgraph.engine.models.single_file import (
     DEPTH_PREFIX,
     EMA_PREFIX,
     TEXT_PREFIX,

@@ -10,10 +10,9 @@ from typing import Any
 import numpy
 import pytest
 import torch
+from depthgraph.engine.models.checkpoint_read import checkpoint_format, read_state_dict
+from depthgraph.engine.models.common import ModelError
 from safetensors.torch import save_file
-
-from engine.models.checkpoint_read import checkpoint_format, read_state_dict
-from engine.models.manager import ModelError
 
 WEIGHTS = {"model.diffusion_model.out.2.bias": torch.arange(4.0)}
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-
-from engine.models.ldm_config import SD2_DEPTH_ARCHITECTURE, architecture_of, yaml_beside
-from engine.models.manager import ModelError, ModelSource
-from engine.models.sd2_depth import SCHEDULER, SD2_DEPTH
+from depthgraph.engine.models.common import ModelError
+from depthgraph.engine.models.ldm_config import SD2_DEPTH_ARCHITECTURE, architecture_of, yaml_beside
+from depthgraph.engine.models.manager import ModelSource
+from depthgraph.engine.models.sd2_depth import SCHEDULER, SD2_DEPTH
 
 UNET_PARAMS = {
     "use_checkpoint": True,
@@ -207,7 +207,7 @@ def test_a_changed_yaml_changes_the_models_fingerprint(tmp_path: Path) -> None:
 def test_the_loader_samples_with_the_yamls_schedule_and_refuses_a_wrong_yaml_before_reading_weights(
     tmp_path: Path,
 ) -> None:
-    from engine.models.manager import ModelManager
+    from depthgraph.engine.models.manager import ModelManager
 
     v_model = beside(tmp_path, changed(parameterization="v"), name="depth-v")
     v_model.rename(v_model.with_suffix(".safetensors"))

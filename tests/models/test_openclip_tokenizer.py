@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 import torch
-
-from engine.models.clip_tokenizer import OpenClipTokenizer
-from engine.models.sd2_depth import BPE_FILE, find_tokenizer
+from depthgraph.engine.models.clip_tokenizer import OpenClipTokenizer
+from depthgraph.engine.models.sd2_depth import BPE_FILE, find_tokenizer
 
 MISSING = "open_clip_torch is not installed; install it with `pip install --no-deps open_clip_torch`"
 
@@ -204,9 +203,11 @@ def test_find_tokenizer_without_a_folder_finds_open_clips_vocabulary(
 def test_without_a_folder_or_open_clip_the_error_says_where_to_get_a_tokenizer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.models.manager import ModelError
+    from depthgraph.engine.models.common import ModelError
 
-    monkeypatch.setattr("engine.models.sd2_depth.BPE_FILE", "not-installed.txt.gz")  # hides open_clip's
+    # hides open_clip's
+
+    monkeypatch.setattr("depthgraph.engine.models.sd2_depth.BPE_FILE", "not-installed.txt.gz")
     with pytest.raises(ModelError, match=r"carry no tokenizer.*pip install --no-deps open_clip_torch"):
         find_tokenizer(tmp_path)
 
@@ -254,9 +255,8 @@ def test_transformers_clip_tokenizer_differs_from_open_clip_where_the_readme_say
 def test_encode_text_cuts_a_long_prompt_and_says_what_was_cut(
     reference: Any, ours: OpenClipTokenizer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from depthgraph.nodes.text import encode_text
     from transformers import CLIPTextConfig, CLIPTextModel
-
-    from nodes.text import encode_text
 
     torch.manual_seed(0)
     encoder = CLIPTextModel(

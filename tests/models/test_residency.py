@@ -11,14 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-
-from engine.cache import ResultCache
-from engine.config import Settings
-from engine.models.acceleration import Acceleration
-from engine.models.manager import ModelManager
-from engine.models.residency import Residency, module_bytes
-from engine.models.tiny import build_tiny
-from engine.runtime import Engine
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.cache import ResultCache
+from depthgraph.engine.models.acceleration import Acceleration
+from depthgraph.engine.models.manager import ModelManager
+from depthgraph.engine.models.residency import Residency, module_bytes
+from depthgraph.engine.models.tiny import build_tiny
 
 TINY = "tiny-random"
 ALL = ("text_encoder", "depth_estimator", "vae", "unet")

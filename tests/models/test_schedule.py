@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 import torch
-
-from engine.models.manager import ModelManager
-from engine.models.sd2_depth import SCHEDULER
-from nodes.schedulers import SCHEDULERS, make_scheduler
+from depthgraph.engine.models.manager import ModelManager
+from depthgraph.engine.models.sd2_depth import SCHEDULER
+from depthgraph.nodes.schedulers import SCHEDULERS, make_scheduler
 
 # stabilityai/stable-diffusion-2-depth's scheduler/scheduler_config.json, as a folder download has it
 STABILITY_CONFIG = {

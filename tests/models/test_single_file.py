@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import save_file
-
-from engine.models.manager import ModelError
-from engine.models.single_file import (
+from depthgraph.engine.models.common import ModelError
+from depthgraph.engine.models.single_file import (
     DEPTH_PREFIX,
     DepthModelConfigs,
     convert_midas,
     load_single_file,
     midas_key_to_dpt,
 )
-from engine.models.tiny import build_tiny
+from depthgraph.engine.models.tiny import build_tiny
+from safetensors.torch import save_file
+
 from tests.models.ldm_export import dpt_to_midas, text_to_open_clip, unet_to_ldm, vae_to_ldm
 
 PARTS = ("unet", "vae", "text_encoder", "depth_estimator")
@@ -116,10 +116,9 @@ def test_the_graph_on_a_single_file_paints_what_it_paints_on_the_same_weights_bu
     import json
 
     import numpy as np
+    from depthgraph.engine.app.config import Settings
+    from depthgraph.engine.app.engine import Engine
     from PIL import Image
-
-    from engine.config import Settings
-    from engine.runtime import Engine
 
     models = tmp_path / "models"
     models.mkdir()
@@ -148,9 +147,11 @@ def test_the_graph_on_a_single_file_paints_what_it_paints_on_the_same_weights_bu
 def test_a_single_file_without_a_tokenizer_says_where_to_get_one(
     tiny: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.models.manager import ModelManager
+    from depthgraph.engine.models.manager import ModelManager
 
-    monkeypatch.setattr("engine.models.sd2_depth.BPE_FILE", "not-installed.txt.gz")  # open_clip as if absent
+    # open_clip as if absent
+
+    monkeypatch.setattr("depthgraph.engine.models.sd2_depth.BPE_FILE", "not-installed.txt.gz")
     save_file(single_file_state(tiny), str(tmp_path / "512-depth-ema.safetensors"))
     manager = ModelManager(tmp_path)
     with pytest.raises(ModelError, match=r"carry no tokenizer.*open_clip_torch"):
@@ -160,11 +161,10 @@ def test_a_single_file_without_a_tokenizer_says_where_to_get_one(
 def test_models_convert_writes_a_folder_diffusers_can_load(
     tiny: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from depthgraph.engine.app.cli import main
     from diffusers import StableDiffusionDepth2ImgPipeline
 
-    from engine.cli import main
-
-    monkeypatch.setattr("engine.models.sd2_depth.SD2_DEPTH", configs_of(tiny))
+    monkeypatch.setattr("depthgraph.engine.models.convert.SD2_DEPTH", configs_of(tiny))
     checkpoint = tmp_path / "512-depth-ema.safetensors"
     save_file(single_file_state(tiny), str(checkpoint))
     build_tiny("tokenizer").save_pretrained(tmp_path / "tokenizer")
@@ -181,10 +181,9 @@ def test_models_convert_writes_a_folder_diffusers_can_load(
 
 def test_the_sd2_depth_configs_build_the_published_architecture() -> None:
     """Single files carry no configs; ours must build SD2-depth's parts at their published sizes."""
+    from depthgraph.engine.models.sd2_depth import SD2_DEPTH
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, DPTConfig, DPTForDepthEstimation
-
-    from engine.models.sd2_depth import SD2_DEPTH
 
     with torch.device("meta"):  # shapes only, no memory
         parts = {
@@ -207,7 +206,7 @@ def test_a_fine_tune_with_an_ema_copy_loads_the_ema_unet(
     training weights; the copy is the one made for inference, so it is the one loaded."""
     import logging
 
-    from engine.models.single_file import EMA_PREFIX, ema_name
+    from depthgraph.engine.models.single_file import EMA_PREFIX, ema_name
 
     unet = tiny["unet"]
     averaged = {key: value + 1 for key, value in unet.state_dict().items()}

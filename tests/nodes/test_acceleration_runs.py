@@ -11,15 +11,15 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.models.acceleration import Acceleration, Plan
+from depthgraph.engine.models.manager import ModelHandle, ModelManager
+from depthgraph.nodes.vae import decode_latents, encode_image
 from PIL import Image
 
-from engine.config import Settings
-from engine.context import NodeContext
-from engine.files import FileStore
-from engine.models.acceleration import Acceleration, Plan
-from engine.models.manager import ModelHandle, ModelManager
-from engine.runtime import Engine
-from nodes.vae import decode_latents, encode_image
 from tests.nodes.test_depth2img_graph import depth2img
 
 
@@ -176,9 +176,9 @@ def test_on_cuda_the_sampling_loop_never_waits_for_the_gpu(scheduler: str) -> No
     cause exactly as many as a loop of 5 (those before the loop), so no step causes any."""
     import warnings as python_warnings
 
-    from nodes.latent import noise_latent
-    from nodes.sampling import sample
-    from nodes.text import encode_text
+    from depthgraph.nodes.latent import noise_latent
+    from depthgraph.nodes.sampling import sample
+    from depthgraph.nodes.text import encode_text
 
     models = ModelManager(device="cuda", acceleration=Acceleration(compile="off"))
     model = ModelHandle(models, "tiny-random")

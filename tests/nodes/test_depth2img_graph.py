@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.validation import Code
+from depthgraph.engine.models.common import ModelError
+from depthgraph.engine.models.manager import ModelHandle, ModelManager
+from depthgraph.nodes.sampling import prepare_depth
+from depthgraph.nodes.text import encode_text
+from depthgraph.nodes.vae import encode_image
 from PIL import Image
-
-from engine.config import Settings
-from engine.models.manager import ModelError, ModelHandle, ModelManager
-from engine.runtime import Engine
-from engine.validation import Code
-from nodes.sampling import prepare_depth
-from nodes.text import encode_text
-from nodes.vae import encode_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,7 +131,7 @@ def test_a_model_that_is_not_a_depth_model_is_refused(tmp_path: Path) -> None:
 
 
 def test_corrupt_weights_give_an_error_naming_the_folder(tmp_path: Path) -> None:
-    from engine.models.tiny import build_tiny
+    from depthgraph.engine.models.tiny import build_tiny
 
     folder = tmp_path / "models" / "broken"
     build_tiny("vae").save_pretrained(folder / "vae")
@@ -169,7 +169,7 @@ def test_an_image_whose_sides_are_not_multiples_of_8_is_refused_with_the_fix() -
 def test_the_example_graphs_run_on_the_tiny_model_from_the_command_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.cli import main
+    from depthgraph.engine.app.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DEPTHGRAPH_HOME", str(tmp_path))
@@ -193,8 +193,8 @@ def test_an_unknown_model_name_says_where_it_looked_before_running(engine: Engin
 
 
 def test_with_a_zero_noise_mask_the_sampler_returns_the_original_latents() -> None:
-    from nodes.latent import noise_latent
-    from nodes.sampling import sample
+    from depthgraph.nodes.latent import noise_latent
+    from depthgraph.nodes.sampling import sample
 
     model = ModelHandle(ModelManager(), "tiny-random")
     (latent,) = noise_latent(model, encode_image(model, torch.rand(1, 32, 32, 3)), 5, 0.8, 4, "ddim")
@@ -205,7 +205,7 @@ def test_with_a_zero_noise_mask_the_sampler_returns_the_original_latents() -> No
 
 
 def test_stability_preprocessing_keeps_the_aspect_ratio() -> None:
-    from nodes.depth import estimate_depth
+    from depthgraph.nodes.depth import estimate_depth
 
     model = ModelHandle(ModelManager(), "tiny-random")
     wide = torch.rand(1, 64, 128, 3)
@@ -243,7 +243,7 @@ def test_saved_images_carry_the_usual_generation_parameters(engine: Engine) -> N
 
 
 def test_weights_default_to_half_precision_on_gpus_and_float32_on_the_cpu() -> None:
-    from engine.models.manager import resolve_dtype
+    from depthgraph.engine.models.manager import resolve_dtype
 
     assert resolve_dtype("cuda") == torch.float16
     assert resolve_dtype("mps") == torch.float16
@@ -265,7 +265,7 @@ def test_a_half_precision_model_gets_its_inputs_in_its_dtype(tmp_path: Path) -> 
 
 
 def test_step_previews_are_small_jpegs_when_a_front_end_asks(engine: Engine) -> None:
-    from engine.events import Progress
+    from depthgraph.engine.core.events import Progress
 
     events: list[Any] = []
     engine.run(depth2img(steps=2), on_event=events.append)
@@ -288,7 +288,7 @@ def test_step_previews_are_small_jpegs_when_a_front_end_asks(engine: Engine) -> 
 def test_previews_between_the_first_and_last_step_come_at_most_every_quarter_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from nodes import sampling
+    from depthgraph.nodes import sampling
 
     now = [100.0]
     monkeypatch.setattr(sampling.time, "monotonic", lambda: now[0])
@@ -302,8 +302,8 @@ def test_previews_between_the_first_and_last_step_come_at_most_every_quarter_sec
 
 
 def test_a_depth_batch_that_does_not_match_the_latents_is_refused() -> None:
-    from nodes.latent import noise_latent
-    from nodes.sampling import sample
+    from depthgraph.nodes.latent import noise_latent
+    from depthgraph.nodes.sampling import sample
 
     model = ModelHandle(ModelManager(), "tiny-random")
     (latent,) = noise_latent(model, encode_image(model, torch.rand(3, 32, 32, 3)), 0, 1.0, 2, "ddim")
@@ -314,7 +314,7 @@ def test_a_depth_batch_that_does_not_match_the_latents_is_refused() -> None:
 
 def test_as_many_steps_as_trained_timesteps_is_refused_with_the_largest_that_works() -> None:
     """PNDM's steps offset takes 1,000 steps to timestep 1,000, one past the last trained one."""
-    from nodes.latent import noise_latent
+    from depthgraph.nodes.latent import noise_latent
 
     model = ModelHandle(ModelManager(), "tiny-random")
     encoded = encode_image(model, torch.rand(1, 32, 32, 3))
@@ -342,7 +342,7 @@ def test_a_repeated_batch_makes_different_images_of_one_photo_from_one_seed(engi
 
 
 def test_latents_already_noised_cannot_be_repeated() -> None:
-    from nodes.latent import noise_latent, repeat_latent_batch
+    from depthgraph.nodes.latent import noise_latent, repeat_latent_batch
 
     model = ModelHandle(ModelManager(), "tiny-random")
     (noised,) = noise_latent(model, encode_image(model, torch.rand(1, 32, 32, 3)), 0, 1.0, 2, "ddim")

@@ -10,15 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.registry import Input, NodeOutput, Output, node
+from depthgraph.engine.core.sockets import DEPTH, IMAGE
+from depthgraph.engine.models.tiny import BUILDERS, build_tiny
+from depthgraph.nodes.schedulers import make_scheduler
 from diffusers import StableDiffusionDepth2ImgPipeline
 from PIL import Image
-
-from engine.config import Settings
-from engine.models.tiny import BUILDERS, build_tiny
-from engine.registry import Input, NodeOutput, Output, node
-from engine.runtime import Engine
-from engine.sockets import DEPTH, IMAGE
-from nodes.schedulers import make_scheduler
 
 KEPT: dict[str, torch.Tensor] = {}
 SUPPLIED: dict[str, torch.Tensor] = {}

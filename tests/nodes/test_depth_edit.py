@@ -7,11 +7,10 @@ import math
 
 import pytest
 import torch
-
-from engine.context import NodeContext
-from engine.files import FileStore
-from nodes.depth import depth_as_image
-from nodes.depth_edit import (
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.nodes.depth import depth_as_image
+from depthgraph.nodes.depth_edit import (
     depth_blend,
     depth_blur,
     depth_clamp,
@@ -22,7 +21,7 @@ from nodes.depth_edit import (
     depth_normalize,
     depth_range_mask,
 )
-from nodes.depth_ops import apply_curve, median_blur, parse_curve
+from depthgraph.nodes.depth_ops import apply_curve, median_blur, parse_curve
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.nodes.depth_io import DepthReadError, load_depth, save_depth, to_inverse_depth
 from PIL import Image
-
-from engine.context import NodeContext
-from engine.files import FileStore
-from nodes.depth_io import DepthReadError, load_depth, save_depth, to_inverse_depth
 
 Loader = Callable[..., torch.Tensor]
 

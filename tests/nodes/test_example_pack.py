@@ -10,13 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.schema import object_info
+from depthgraph.nodes.depth_edit import depth_blur
+from depthgraph.nodes.depth_ops import normalize_min_max
 from PIL import Image
-
-from engine.config import Settings
-from engine.runtime import Engine
-from engine.schema import object_info
-from nodes.depth_edit import depth_blur
-from nodes.depth_ops import normalize_min_max
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "custom_nodes"
 PACK = "depthgraph_custom_nodes.example_pack"

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.events import Event, NodeExecuting
+from depthgraph.engine.formats.graph_file import load_graph
+from depthgraph.nodes.mask_ops import feather_mask
 from PIL import Image
-
-from engine.config import Settings
-from engine.events import Event, NodeExecuting
-from engine.graph_file import load_graph
-from engine.runtime import Engine
-from nodes.mask_ops import feather_mask
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS = sorted(path.name for path in (ROOT / "graphs").glob("*.json"))

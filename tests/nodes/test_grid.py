@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from engine.context import Limits, NodeContext
-from engine.files import FileStore
-from nodes.grid import GridLabels, image_grid, parse_target, split_values
+from depthgraph.engine.core.context import Limits, NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.nodes.grid import GridLabels, image_grid, parse_target, split_values
 
 RED, GREEN, BLUE, BLACK = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.0, 0.0, 0.0)
 
@@ -97,10 +96,9 @@ def test_more_images_than_the_cell_limit_are_refused_naming_the_setting(context:
 
 
 def test_a_sweep_that_changes_the_size_centres_smaller_cells_on_white(tmp_path: Path) -> None:
+    from depthgraph.engine.app.config import Settings
+    from depthgraph.engine.app.engine import Engine
     from PIL import Image
-
-    from engine.config import Settings
-    from engine.runtime import Engine
 
     (tmp_path / "input").mkdir()
     Image.new("RGB", (40, 40), (255, 0, 0)).save(tmp_path / "input" / "red.png")

@@ -10,12 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore, UnsafePathError
+from depthgraph.nodes.image import (
+    SCALE_METHODS,
+    image_invert,
+    image_scale,
+    load_image,
+    preview_image,
+    save_image,
+)
+from depthgraph.nodes.image_tensors import ImageReadError
 from PIL import ExifTags, Image
-
-from engine.context import NodeContext
-from engine.files import FileStore, UnsafePathError
-from nodes.image import SCALE_METHODS, image_invert, image_scale, load_image, preview_image, save_image
-from nodes.image_tensors import ImageReadError
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 Loader = Callable[[str], tuple[torch.Tensor, torch.Tensor]]
@@ -287,7 +293,7 @@ def test_every_scale_method_gives_the_size_asked_within_range(method: str, width
 
 
 def test_an_image_above_the_pixel_limit_is_refused_before_decoding(tmp_path: Path) -> None:
-    from nodes.image_tensors import ImageReadError, read_image
+    from depthgraph.nodes.image_tensors import ImageReadError, read_image
 
     path = tmp_path / "big.png"
     Image.new("RGB", (300, 200)).save(path)

@@ -6,17 +6,16 @@ from typing import Any
 
 import pytest
 import torch
-
-from engine.context import NodeContext
-from engine.files import FileStore
-from engine.models.manager import ModelHandle, ModelManager
-from nodes.depth import estimate_depth
-from nodes.image import image_size_for_model
-from nodes.latent import noise_latent, set_latent_noise_mask
-from nodes.mask import feather_mask, image_composite_masked
-from nodes.sampling import sample
-from nodes.text import encode_text
-from nodes.vae import decode_latents, encode_image
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.models.manager import ModelHandle, ModelManager
+from depthgraph.nodes.depth import estimate_depth
+from depthgraph.nodes.image import image_size_for_model
+from depthgraph.nodes.latent import noise_latent, set_latent_noise_mask
+from depthgraph.nodes.mask import feather_mask, image_composite_masked
+from depthgraph.nodes.sampling import sample
+from depthgraph.nodes.text import encode_text
+from depthgraph.nodes.vae import decode_latents, encode_image
 
 SIZE = 64  # pixels; 8×8 latents
 

@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
-from PIL import Image
-
-from engine.context import NodeContext
-from engine.files import FileStore
-from nodes.image_tensors import ImageReadError
-from nodes.mask import (
+from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.files import FileStore
+from depthgraph.nodes.image_tensors import ImageReadError
+from depthgraph.nodes.mask import (
     feather_mask,
     grow_mask,
     image_composite_masked,
@@ -26,7 +24,8 @@ from nodes.mask import (
     solid_mask,
     threshold_mask,
 )
-from nodes.mask_ops import MASK_OPERATIONS
+from depthgraph.nodes.mask_ops import MASK_OPERATIONS
+from PIL import Image
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from engine.files import FileStore
-from engine.plugins import load_node_packs
-from engine.registry import NodeRegistry
-from engine.schema import object_info
+from depthgraph.engine.app.plugins import load_node_packs
+from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.core.registry import NodeRegistry
+from depthgraph.engine.core.schema import object_info
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "object_info.json"
 

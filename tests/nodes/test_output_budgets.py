@@ -11,20 +11,19 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-
-from engine.config import Settings
-from engine.events import Progress
-from engine.limits import Limits, OutputTooLargeError, check_output_size
-from engine.registry import NodeDefinition
-from engine.runtime import Engine
-from engine.validation import Code
-from nodes import image
-from nodes.depth_edit import depth_blend, depth_match_image
-from nodes.grid import image_grid
-from nodes.image import image_scale, image_size_for_model
-from nodes.latent import repeat_latent_batch
-from nodes.mask import image_composite_masked, mask_composite, solid_mask
-from nodes.vae import vae_decode
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.core.events import Progress
+from depthgraph.engine.core.limits import Limits, OutputTooLargeError, check_output_size
+from depthgraph.engine.core.registry import NodeDefinition
+from depthgraph.engine.core.validation import Code
+from depthgraph.nodes import image
+from depthgraph.nodes.depth_edit import depth_blend, depth_match_image
+from depthgraph.nodes.grid import image_grid
+from depthgraph.nodes.image import image_scale, image_size_for_model
+from depthgraph.nodes.latent import repeat_latent_batch
+from depthgraph.nodes.mask import image_composite_masked, mask_composite, solid_mask
+from depthgraph.nodes.vae import vae_decode
 
 BUDGET = 64 * 2**20  # the default max_output_pixels
 

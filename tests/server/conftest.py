@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.engine import Engine
+from depthgraph.engine.app.plugins import load_node_packs
+from depthgraph.engine.core.registry import NodeRegistry
+from depthgraph.server import create_app
 
-from engine.config import Settings
-from engine.plugins import load_node_packs
-from engine.registry import NodeRegistry
-from engine.runtime import Engine
-from server import create_app
 from tests.engine import node_pack
 
 ROOT = Path(__file__).resolve().parents[2]

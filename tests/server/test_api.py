@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from depthgraph.engine.app.config import Settings
 
-from engine.config import Settings
 from tests.server.conftest import ROOT, StartServer, chain, collect, run_prompt
 
 

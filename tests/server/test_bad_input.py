@@ -13,12 +13,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
+from depthgraph.engine.app.config import Settings
+from depthgraph.server import ROUTES, create_app
+from depthgraph.server_security import INTERNAL_ERRORS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import Settings
-from server import ROUTES, create_app
-from server_security import INTERNAL_ERRORS
 from tests.server import hostile
 from tests.server.conftest import ROOT, make_engine
 

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 import pytest
+from depthgraph.engine.app.config import Settings
+from depthgraph.server import STATE
+from depthgraph.server_events import Clients
 
-from engine.config import Settings
-from server import STATE
-from server_events import Clients
 from tests.server.conftest import StartServer, chain, collect, run_prompt
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from depthgraph.engine.app.config import Settings
+from depthgraph.nodes.image_tensors import ImageReadError, read_image
 from PIL import Image
 
-from engine.config import Settings
-from nodes.image_tensors import ImageReadError, read_image
 from tests.server.conftest import run_prompt
 
 BOUNDARY = "depthgraph-test-boundary"

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from depthgraph.engine.app.config import Settings
+from depthgraph.nodes.image_tensors import png_metadata
 from PIL import Image
-
-from engine.config import Settings
-from nodes.image_tensors import png_metadata
 
 DOCUMENT = {
     "format": "depthgraph",

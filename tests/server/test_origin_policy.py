@@ -7,11 +7,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from depthgraph.engine.app.cli import main
+from depthgraph.engine.app.config import ConfigError, Settings, load_settings
+from depthgraph.server_security import OriginPolicy
 from PIL import Image
 
-from engine.cli import main
-from engine.config import ConfigError, Settings, load_settings
-from server_security import OriginPolicy
 from tests.server.conftest import StartServer, chain, collect
 
 EVIL = "http://evil.example"

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from aiohttp import FormData
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.store import PromptStore, StoredPrompt
 from PIL import Image
 
-from engine.config import Settings
-from engine.store import PromptStore, StoredPrompt
 from tests.server.conftest import StartServer, chain, collect
 
 
@@ -67,7 +67,7 @@ def json_text(value: Any) -> str:
 async def test_a_store_from_a_newer_version_is_refused(settings: Settings) -> None:
     import sqlite3
 
-    from engine.store import StoreError
+    from depthgraph.engine.app.store import StoreError
 
     settings.data_dir.mkdir(parents=True)
     database = sqlite3.connect(settings.data_dir / "depthgraph.sqlite3")
@@ -274,7 +274,7 @@ def test_depthgraph_serve_starts_a_server_on_loopback(tmp_path: Path) -> None:
     (tmp_path / "input").mkdir()
     shutil.copy(Path(__file__).resolve().parents[2] / "input" / "example.jpg", tmp_path / "input")
     server = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "--port", str(port), "--data-dir", "data"],
+        [sys.executable, "-m", "depthgraph.engine", "serve", "--port", str(port), "--data-dir", "data"],
         cwd=tmp_path,
         env={**os.environ, "DEPTHGRAPH_HOME": str(tmp_path)},
         stdout=subprocess.DEVNULL,

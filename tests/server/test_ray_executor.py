@@ -8,8 +8,9 @@ import os
 import signal
 from typing import Any
 
-from engine.config import Settings
-from server import STATE, create_app
+from depthgraph.engine.app.config import Settings
+from depthgraph.server import STATE, create_app
+
 from tests.server.conftest import StartServer, make_engine
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from depthgraph.engine.app.config import Settings
+from depthgraph.engine.app.store import PromptStore, store_path
+from depthgraph.engine.app.store_repair import repair_store
+from depthgraph.server import STATE
 
-from engine.config import Settings
-from engine.store import PromptStore, store_path
-from engine.store_repair import repair_store
-from server import STATE
 from tests.engine import node_pack
 from tests.engine.test_store import fill_disk, filled_store, free_disk, stored_on_disk
 from tests.server.conftest import StartServer, chain, run_prompt
@@ -124,7 +124,16 @@ def test_serve_on_a_damaged_store_stops_with_what_to_do(tmp_path: Path, damage: 
     else:
         data = filled_store(path, 100)
         path.write_bytes(data[: len(data) // 2])
-    command = [sys.executable, "-m", "engine", "serve", "--port", str(free_port()), "--data-dir", "data"]
+    command = [
+        sys.executable,
+        "-m",
+        "depthgraph.engine",
+        "serve",
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        "data",
+    ]
     done = subprocess.run(
         command,
         cwd=tmp_path,

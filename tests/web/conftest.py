@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
-from engine.config import Settings
-from server import create_app
+from depthgraph.engine.app.config import Settings
+from depthgraph.server import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -10,13 +10,9 @@ input (loading the model and the photo) run once: every run shares the cache.
 from __future__ import annotations
 
 import torch
-
-from engine.context import NodeContext
-from engine.registry import Output, Socket, String, node
-from engine.sockets import DEPTH
-from engine.subchain import SubChain
-from nodes.depth_ops import normalize_min_max
-from nodes.spatial import stretch_depth
+from depthgraph.engine.api import DEPTH, NodeContext, Output, Socket, String, SubChain, node
+from depthgraph.nodes.depth_ops import normalize_min_max
+from depthgraph.nodes.spatial import stretch_depth
 
 
 def parse_target(target: str) -> tuple[str, str]:

@@ -6,10 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-
-from engine.context import NodeContext
-from engine.registry import Float, Int, Output, Socket, node
-from engine.sockets import IMAGE
+from depthgraph.engine.api import IMAGE, Float, Int, NodeContext, Output, Socket, node
 
 
 def bordered_size(inputs: Mapping[str, Any]) -> int | None:

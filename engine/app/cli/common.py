@@ -1,0 +1,41 @@
+"""What every command shares: exit codes, building the engine, reading a graph file, showing paths."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ...core.files import FileStore
+from ...formats.graph_file import GraphDocument, load_graph
+from ...models.devices import DeviceError
+from ..config import Settings
+from ..engine import Engine
+from ..overrides import (
+    UsageError,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
+
+
+def build_engine(settings: Settings, files: FileStore) -> Engine:
+    try:
+        engine = Engine(settings, files=files)
+    except DeviceError as error:
+        raise UsageError(str(error)) from None
+    for problem in engine.pack_report.problems:
+        print(f"depthgraph: warning: {problem}", file=sys.stderr)
+    return engine
+
+
+def load_document(path: Path) -> GraphDocument:
+    if not path.exists():
+        raise UsageError(f"graph file {path} does not exist")
+    return load_graph(path)
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

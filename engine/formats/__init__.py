@@ -1,0 +1,1 @@
+"""Graph formats: depthgraph files, ComfyUI workflows, PNG text chunks and request bodies."""
