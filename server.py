@@ -32,7 +32,7 @@ from depthgraph.engine.app.config import Settings
 from depthgraph.engine.app.engine import Engine
 from depthgraph.engine.app.jobs import Backend, Job
 from depthgraph.engine.app.outbox import Outbox
-from depthgraph.engine.app.prompt_queue import PromptQueue, QueuedPrompt
+from depthgraph.engine.app.prompt_queue import PromptQueue, QueuedPrompt, comfy_number
 from depthgraph.engine.app.store import PromptStore, StoredPrompt, StoreError, store_path
 from depthgraph.engine.core.events import Event, NodeExecuting, PreviewFrame, Progress
 from depthgraph.engine.core.gc_pause import in_thread_paused, thaw
@@ -314,13 +314,15 @@ def read_prompt_request(body: Any, settings: Settings) -> dict[str, Any]:
     targets = body.get("partial_execution_targets")
     if targets is not None and not isinstance(targets, list):
         raise BadRequest("invalid_targets", "partial_execution_targets must be a list of node ids")
+    client_id = checked_id(body.get("client_id"), "client_id", settings.max_id_length)
     return {
         "prompt": prompt,
         "prompt_id": checked_id(body.get("prompt_id"), "prompt_id", settings.max_id_length),
-        "client_id": checked_id(body.get("client_id"), "client_id", settings.max_id_length),
+        "client_id": client_id,
         "number": checked_number(body.get("number")),
         "front": bool(body.get("front")),
-        "extra_data": extra_data or {},
+        # As ComfyUI: the client's id is part of the prompt's extra data (history shows it).
+        "extra_data": {**(extra_data or {}), **({"client_id": client_id} if client_id else {})},
         "targets": targets,
     }
 
@@ -372,7 +374,7 @@ async def accept_prompt(state: ServerState, prompt_id: str, fields: dict[str, An
         state.store.add(stored)
     state.queue.put(QueuedPrompt(number, prompt_id, prompt, extra, validation.graph))
     broadcast_status(state)
-    return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": {}})
+    return web.json_response({"prompt_id": prompt_id, "number": comfy_number(number), "node_errors": {}})
 
 
 async def get_prompt(request: web.Request) -> web.Response:
@@ -458,7 +460,8 @@ async def get_history(request: web.Request) -> web.Response:
     state = state_of(request)
     try:
         max_items = query_count(request, "max_items")
-        offset = query_count(request, "offset") or 0
+        # No offset (or ComfyUI's -1): the newest max_items; an offset counts from the oldest.
+        offset = None if request.query.get("offset") in (None, "", "-1") else query_count(request, "offset")
     except BadRequest as error:
         return bad_request(str(error), error.kind)
     items = state.store.history(max_items, offset)

@@ -7,6 +7,7 @@ prompts may be running); the event loop adds, removes and lists without blocking
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,12 +27,17 @@ class QueuedPrompt:
     def as_comfy(self) -> list[Any]:
         """ComfyUI's queue/history entry: [number, prompt_id, prompt, extra_data, outputs to execute]."""
         return [
-            self.number,
+            comfy_number(self.number),
             self.prompt_id,
             self.prompt,
             self.extra.get("extra_data", {}),
             self.extra.get("targets", []),
         ]
+
+
+def comfy_number(number: float) -> float:
+    """A queue number as ComfyUI shows it: whole numbers as integers (4, not 4.0)."""
+    return int(number) if float(number).is_integer() else number
 
 
 class PromptQueue:
@@ -40,14 +46,18 @@ class PromptQueue:
         self._running: dict[str, QueuedPrompt] = {}
         self._condition = threading.Condition()
         self._closed = False
-        self._last_number = 0.0
+        self._last_number: float = 0
 
-    def next_number(self, front: bool = False) -> float:
+    def next_number(self, front: bool = False) -> int:
+        """A whole number before every waiting prompt (`front`) or after every prompt so far (numbers
+        a client gave may be fractional; the ones handed out are whole, as ComfyUI's are)."""
         with self._condition:
             if front:
-                return min([item.number for item in self._pending] + [self._last_number + 1]) - 1
-            self._last_number = max([self._last_number, *[item.number for item in self._pending]]) + 1
-            return self._last_number
+                return math.floor(min([item.number for item in self._pending] + [self._last_number + 1])) - 1
+            self._last_number = (
+                math.floor(max([self._last_number, *[item.number for item in self._pending]])) + 1
+            )
+            return int(self._last_number)
 
     def put(self, item: QueuedPrompt) -> None:
         with self._condition:

@@ -420,18 +420,30 @@ class PromptStore:
         found = self._select("WHERE prompt_id = ?", (prompt_id,))
         return found[0] if found else None
 
-    def history(self, max_items: int | None = None, offset: int = 0) -> list[StoredPrompt]:
-        """Finished prompts, oldest first (as ComfyUI lists them), with results waiting to be written."""
+    def history(self, max_items: int | None = None, offset: int | None = None) -> list[StoredPrompt]:
+        """Finished prompts, oldest first, with results waiting to be written. As ComfyUI pages them:
+        `max_items` without an offset gives the newest that many (a client polling `max_items=1` gets
+        the latest); an `offset` counts from the oldest."""
         with self._lock:
             if not self._backlog:
+                if offset is None and max_items is not None:
+                    newest = self._select(
+                        f"WHERE status IN ({_marks(FINISHED)}) ORDER BY finished DESC LIMIT ?",
+                        (*FINISHED, max_items),
+                    )
+                    return newest[::-1]
                 limit = -1 if max_items is None else max_items
                 return self._select(
                     f"WHERE status IN ({_marks(FINISHED)}) ORDER BY finished LIMIT ? OFFSET ?",
-                    (*FINISHED, limit, offset),
+                    (*FINISHED, limit, offset or 0),
                 )
             items = self._with_status(FINISHED)
         items.sort(key=lambda item: -float("inf") if item.finished is None else item.finished)
-        return items[offset:] if max_items is None else items[offset : offset + max_items]
+        if max_items is None:
+            return items[offset or 0 :]
+        if offset is None:
+            return items[-max_items:] if max_items else []
+        return items[offset : offset + max_items]
 
     def counts(self) -> dict[str, int]:
         """How many prompts have each status."""

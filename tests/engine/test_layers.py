@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "depthgraph"
@@ -90,19 +91,16 @@ def test_the_engine_never_imports_nodes_or_the_server() -> None:
             assert not name.startswith(outside), f"{path.relative_to(ROOT)}:{line} imports {name}"
 
 
-def test_the_core_stands_on_its_own() -> None:
-    core = f"{PACKAGE}.engine.core"
-    for path in sorted((ROOT / "engine" / "core").rglob("*.py")):
-        for name, line in imports_of(path):
-            where = f"{path.relative_to(ROOT)}:{line} imports {name}"
-            assert name.split(".")[0] not in HEAVY, where
-            if name.startswith(f"{PACKAGE}."):
-                assert name.startswith(core), where
+LAYERS_BELOW = {  # a layer, and what of depthgraph it may import
+    "core": ("core",),
+    "formats": ("core", "formats"),
+}
 
 
-def test_the_formats_stand_on_the_core_alone() -> None:
-    allowed = (f"{PACKAGE}.engine.core", f"{PACKAGE}.engine.formats")
-    for path in sorted((ROOT / "engine" / "formats").rglob("*.py")):
+@pytest.mark.parametrize("layer", sorted(LAYERS_BELOW))
+def test_the_lower_layers_stand_on_their_own(layer: str) -> None:
+    allowed = tuple(f"{PACKAGE}.engine.{below}" for below in LAYERS_BELOW[layer])
+    for path in sorted((ROOT / "engine" / layer).rglob("*.py")):
         for name, line in imports_of(path):
             where = f"{path.relative_to(ROOT)}:{line} imports {name}"
             assert name.split(".")[0] not in HEAVY, where

@@ -421,7 +421,7 @@ def query_cases() -> list[Case]:
     """Query values of the wrong kind: history paging, /view names and types."""
     refused = [
         ("/history", (("max_items", "-1"),)),
-        ("/history", (("offset", "-1"),)),
+        ("/history", (("offset", "-2"),)),
         ("/history", (("max_items", "abc"),)),
         ("/history", (("offset", "abc"),)),
         ("/history", (("max_items", "1.5"),)),

@@ -217,8 +217,14 @@ async def test_interrupt_stops_the_running_prompt_and_the_next_one_runs(client: 
 async def test_queue_and_history_can_be_listed_deleted_and_cleared(client: Any) -> None:
     first, _ = await run_prompt(client, chain(11))
     second, _ = await run_prompt(client, chain(12))
-    history = await (await client.get("/history", params={"max_items": "1"})).json()
-    assert list(history) == [first]
+    newest = await (await client.get("/history", params={"max_items": "1"})).json()
+    assert list(newest) == [second], "as ComfyUI: max_items alone gives the newest"
+    assert list(await (await client.get("/history", params={"max_items": "1", "offset": "-1"})).json()) == [
+        second
+    ]
+    oldest = await (await client.get("/history", params={"max_items": "1", "offset": "0"})).json()
+    assert list(oldest) == [first], "an offset counts from the oldest"
+    assert list(await (await client.get("/history")).json()) == [first, second]
     await client.post("/history", json={"delete": [first]})
     assert list(await (await client.get("/history")).json()) == [second]
     await client.post("/history", json={"clear": True})
@@ -325,3 +331,22 @@ async def test_a_node_warning_reaches_the_client_and_stays_in_the_history(client
     ]
     assert len(kept) == 1 and kept[0][1]["message"] == "the value is zero"
     assert history[prompt_id]["status"]["status_str"] == "success"
+
+
+async def test_numbers_are_whole_and_the_client_id_is_in_the_extra_data_as_comfyui_gives_them(
+    client: Any,
+) -> None:
+    response = await client.post("/prompt", json={"prompt": chain(21), "client_id": "counter"})
+    answer = await response.json()
+    assert type(answer["number"]) is int, answer
+    front = await (await client.post("/prompt", json={"prompt": chain(22), "front": True})).json()
+    assert type(front["number"]) is int and front["number"] <= answer["number"]
+    socket = await client.ws_connect("/ws?clientId=counter")
+    prompt_id, _ = await run_prompt(client, chain(23), client_id="counter")
+    await socket.close()
+    entry = (await (await client.get(f"/history/{prompt_id}")).json())[prompt_id]
+    number, stored_id, _, extra_data, _ = entry["prompt"]
+    assert type(number) is int and stored_id == prompt_id
+    assert extra_data["client_id"] == "counter"
+    given = await (await client.post("/prompt", json={"prompt": chain(24), "number": 2.5})).json()
+    assert given["number"] == 2.5  # a number the client chose is kept as given, as in ComfyUI
