@@ -533,6 +533,7 @@ async def get_system_stats(request: web.Request) -> web.Response:
                 "os": platform.system(),
                 "python_version": sys.version,
                 "embedded_python": False,
+                "argv": list(sys.argv),  # ComfyUI's front end reads it before it shows its top bar
                 "pytorch_version": torch_version or getattr(sys.modules.get("torch"), "__version__", None),
                 "ram_total": page * os.sysconf("SC_PHYS_PAGES") if page else 0,
                 "ram_free": page * os.sysconf("SC_AVPHYS_PAGES") if page else 0,
@@ -617,6 +618,18 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 # --- the app ---------------------------------------------------------------------------------------
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def get_embeddings(request: web.Request) -> web.Response:
+    """ComfyUI's list of textual-inversion embeddings by name; SD2-depth prompts here use none."""
+    return web.json_response([])
+
+
+async def get_extensions(request: web.Request) -> web.Response:
+    """The script URLs ComfyUI's front end loads as extensions; depthgraph serves none to it yet."""
+    return web.json_response([])
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/prompt", post_prompt),
     ("GET", "/prompt", get_prompt),
@@ -638,6 +651,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/graphs/{name}", get_graph),
     ("POST", "/graph/read", post_graph_read),
     ("GET", "/ws", websocket),
+    ("GET", "/embeddings", get_embeddings),
+    ("GET", "/extensions", get_extensions),
 ]
 
 

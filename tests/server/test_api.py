@@ -350,3 +350,10 @@ async def test_numbers_are_whole_and_the_client_id_is_in_the_extra_data_as_comfy
     assert extra_data["client_id"] == "counter"
     given = await (await client.post("/prompt", json={"prompt": chain(24), "number": 2.5})).json()
     assert given["number"] == 2.5  # a number the client chose is kept as given, as in ComfyUI
+
+
+async def test_the_routes_comfyui_clients_call_on_start_answer_as_comfyui_does(client: Any) -> None:
+    assert await (await client.get("/embeddings")).json() == []
+    assert await (await client.get("/api/extensions")).json() == []
+    system = (await (await client.get("/system_stats")).json())["system"]
+    assert isinstance(system["argv"], list)
