@@ -186,7 +186,9 @@ def execute(state: ServerState, item: QueuedPrompt) -> None:
             return
     extra_data = item.extra.get("extra_data") or {}
     workflow = (extra_data.get("extra_pnginfo") or {}).get("workflow")
-    job = Job(item.prompt_id, item.prompt, item.extra.get("targets") or None, workflow)
+    # Previews cost a decode per step: made only for a client that asked for them.
+    previews = state.clients.wants_previews(client_id)
+    job = Job(item.prompt_id, item.prompt, item.extra.get("targets") or None, workflow, previews)
     outcome = state.backend.run(job, graph, listen)
     if outcome.status == "interrupted" and state.stopping and state.backend.requeue_interrupted:
         # Cut off by the server stopping: it runs again after the restart.
@@ -669,7 +671,9 @@ def create_app(
     owns_backend = backend is None
     store = PromptStore(store_path(settings.data_dir))  # first: a damaged store stops before Ray starts
     backend = backend or make_backend(settings, engine)
-    clients = Clients(settings.max_socket_backlog_bytes, settings.max_id_length)
+    # Answered to a front end's `feature_flags`: previews are plain JPEG frames (no metadata frames).
+    features = {"supports_preview_metadata": False, "max_upload_size": settings.max_upload_bytes}
+    clients = Clients(settings.max_socket_backlog_bytes, settings.max_id_length, features)
     state = ServerState(engine, backend, store, PromptQueue(), settings, clients)
     state.outbox = Outbox(lambda batch: deliver(state, batch))
     app = web.Application(client_max_size=settings.max_upload_bytes + 2**20)

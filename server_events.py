@@ -9,6 +9,11 @@ dropped; delivery to everyone else goes on.
 A `clientId` names whose events a socket receives. A second socket with a connected id takes its
 events over (a reloaded page does that), but only from the same origin: a page elsewhere cannot
 steal another client's events by reusing its id.
+
+Step previews (binary frames) go only to clients that ask for them, as ComfyUI sends none unless
+asked: an interactive front end (ComfyUI's, or depthgraph's editor) sends its `feature_flags`
+message first, and is answered with the server's; a script that only queues prompts and waits for
+the saved image never gets previews it would mistake for results.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from depthgraph.server_security import error_response
 
 log = logging.getLogger("depthgraph.server")
 Message = str | bytes
+MAX_CLIENT_MESSAGE = 64 * 2**10  # what a client sends is small (feature flags); more is refused
 
 
 class ClientSocket:
@@ -43,6 +49,8 @@ class ClientSocket:
         self._queued_bytes = 0
         self._ready = asyncio.Event()
         self.dropped = False
+        self.features: dict[str, Any] = {}  # what the client said it supports (`feature_flags`)
+        self.wants_previews = False
         self._task = asyncio.ensure_future(self._send_queued())
 
     def offer(self, message: Message) -> None:
@@ -107,9 +115,12 @@ class ClientSocket:
 class Clients:
     """The connected clients by id, and sending to one of them or to all."""
 
-    def __init__(self, backlog_limit: int, max_id_length: int) -> None:
+    def __init__(
+        self, backlog_limit: int, max_id_length: int, features: dict[str, Any] | None = None
+    ) -> None:
         self.backlog_limit = backlog_limit
         self.max_id_length = max_id_length
+        self.features = features or {}  # the server's own, sent in reply to a client's
         self._by_id: dict[str, ClientSocket] = {}
 
     def __len__(self) -> int:
@@ -128,9 +139,28 @@ class Clients:
         elif type(client_id) is str and (client := self._by_id.get(client_id)) is not None:
             client.offer(message)
 
+    def wants_previews(self, client_id: Any) -> bool:
+        client = self._by_id.get(client_id) if type(client_id) is str else None
+        return client is not None and client.wants_previews
+
     def send_bytes(self, message: bytes, client_id: Any) -> None:
-        if type(client_id) is str and (client := self._by_id.get(client_id)) is not None:
-            client.offer(message)
+        """A preview frame, to the client that queued the prompt if it asked for previews."""
+        if self.wants_previews(client_id):
+            self._by_id[client_id].offer(message)
+
+    def _receive(self, client: ClientSocket, text: str) -> None:
+        """A message from the client: `feature_flags` is answered; anything else is ignored, as
+        ComfyUI ignores what it does not know."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(message, dict) or message.get("type") != "feature_flags":
+            return
+        data = message.get("data")
+        client.features = data if isinstance(data, dict) else {}
+        client.wants_previews = True
+        client.offer(json.dumps({"type": "feature_flags", "data": self.features}))
 
     async def close_all(self) -> None:
         for client in list(self._by_id.values()):
@@ -156,7 +186,7 @@ class Clients:
                 "client_id_taken",
                 "this clientId is connected from another page; choose another id (any unique text)",
             )
-        socket = web.WebSocketResponse(heartbeat=30)
+        socket = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_CLIENT_MESSAGE)
         await socket.prepare(request)
         client = ClientSocket(client_id, socket, request, self.backlog_limit)
         self._by_id[client_id] = client  # a reconnect with the same id takes over its events
@@ -167,6 +197,8 @@ class Clients:
             async for message in socket:
                 if message.type == WSMsgType.ERROR:
                     break
+                if message.type == WSMsgType.TEXT:
+                    self._receive(client, message.data)
         finally:
             if self._by_id.get(client_id) is client:
                 del self._by_id[client_id]

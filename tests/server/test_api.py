@@ -266,16 +266,20 @@ async def test_an_editor_workflow_converts_to_the_api_form(client: Any) -> None:
     assert broken.status == 400 and "Mystery" in (await broken.json())["error"]["message"]
 
 
-async def test_previews_arrive_as_binary_frames_with_the_comfyui_header(
-    client: Any, settings: Settings
-) -> None:
-    socket = await client.ws_connect("/ws?clientId=viewer")
+async def sampled_frames(
+    client: Any, client_id: str, asks_for_previews: bool
+) -> tuple[list[bytes], list[Any]]:
+    """The binary frames and text messages a client gets while the depth graph samples 2 steps."""
+    socket = await client.ws_connect(f"/ws?clientId={client_id}")
+    texts: list[Any] = []
+    if asks_for_previews:  # what ComfyUI's front end (and depthgraph's editor) send on connecting
+        await socket.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
     prompt = json.loads((ROOT / "graphs" / "depth2img.json").read_text())["nodes"]
     prompt["8"]["inputs"]["steps"] = 2
     prompt["3"]["inputs"]["multiple"] = 64
-    prompt_id = (await (await client.post("/prompt", json={"prompt": prompt, "client_id": "viewer"})).json())[
-        "prompt_id"
-    ]
+    await asyncio.sleep(0.05)  # the flags are read before the prompt is queued
+    answer = await client.post("/prompt", json={"prompt": prompt, "client_id": client_id})
+    prompt_id = (await answer.json())["prompt_id"]
     frames: list[bytes] = []
 
     async def read() -> None:
@@ -284,6 +288,7 @@ async def test_previews_arrive_as_binary_frames_with_the_comfyui_header(
                 frames.append(message.data)
             elif message.type.name == "TEXT":
                 data = message.json()
+                texts.append(data)
                 if (
                     data["type"] == "executing"
                     and data["data"]["node"] is None
@@ -292,9 +297,24 @@ async def test_previews_arrive_as_binary_frames_with_the_comfyui_header(
                     return
 
     await asyncio.wait_for(read(), 120)
+    await socket.close()
+    return frames, texts
+
+
+async def test_previews_arrive_as_binary_frames_with_the_comfyui_header_for_a_client_that_asks(
+    client: Any, settings: Settings
+) -> None:
+    frames, texts = await sampled_frames(client, "viewer", asks_for_previews=True)
     assert frames
     assert frames[0][:8] == b"\x00\x00\x00\x01\x00\x00\x00\x01" and frames[0][8:10] == b"\xff\xd8"  # JPEG
-    await socket.close()
+    flags = [text["data"] for text in texts if text["type"] == "feature_flags"]
+    assert flags == [{"supports_preview_metadata": False, "max_upload_size": settings.max_upload_bytes}]
+
+
+async def test_a_script_that_does_not_ask_gets_no_previews_only_its_results(client: Any) -> None:
+    frames, texts = await sampled_frames(client, "script", asks_for_previews=False)
+    assert frames == [], "ComfyUI sends no previews unless asked; scripts would take them for results"
+    assert any(text["type"] == "executed" for text in texts)
 
 
 async def test_the_history_is_there_as_soon_as_a_prompt_ends(client: Any) -> None:

@@ -70,7 +70,11 @@ export class EventSocket extends EventTarget {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws?clientId=${this.clientId}`);
     socket.binaryType = "arraybuffer";
-    socket.onopen = () => this.#setConnected(true);
+    socket.onopen = () => {
+      // As ComfyUI's front end does: saying what it supports also asks for step previews.
+      socket.send(JSON.stringify({ type: "feature_flags", data: { supports_preview_metadata: false } }));
+      this.#setConnected(true);
+    };
     socket.onclose = () => {
       this.#setConnected(false);
       setTimeout(() => this.connect(), 1000);
