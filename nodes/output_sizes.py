@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-LATENT_SCALE = 8  # SD2's VAE: one latent per 8×8 pixels (nodes.vae says the same)
+from depthgraph.nodes.latent_value import LATENT_SCALE, Latent
 
 Dims = tuple[int, int, int]  # batch, height, width
 
@@ -45,8 +45,9 @@ def depth_dims(value: Any) -> Dims | None:
 
 
 def latent_dims(value: Any) -> Dims | None:
-    """(batch, height, width) of the image a LATENT {"samples": [B, 4, h, w]} stands for."""
-    shape = _sides(value.get("samples"), 4) if isinstance(value, Mapping) else None
+    """(batch, height, width) of the image a LATENT (a `Latent`, or a node pack's dict with "samples")
+    stands for."""
+    shape = _sides(value.get("samples"), 4) if isinstance(value, Latent | Mapping) else None
     if shape is None:
         return None
     return shape[0], shape[2] * LATENT_SCALE, shape[3] * LATENT_SCALE

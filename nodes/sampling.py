@@ -16,7 +16,7 @@ from depthgraph.engine.core.registry import Float, Output, Socket, node
 from depthgraph.engine.core.sockets import CONDITIONING, DEPTH, LATENT, MODEL
 from depthgraph.engine.models.manager import ModelHandle
 from depthgraph.nodes.image_tensors import tensor_to_pil
-from depthgraph.nodes.schedulers import denoising_timesteps, make_scheduler
+from depthgraph.nodes.latent_value import Latent, as_latent
 from depthgraph.nodes.spatial import resize_planes
 
 
@@ -86,7 +86,7 @@ def sample(
     positive: torch.Tensor,
     negative: torch.Tensor,
     depth: torch.Tensor,
-    latent: dict[str, Any],
+    latent: Latent,
     guidance: float,
     context: NodeContext | None = None,
 ) -> torch.Tensor:
@@ -100,16 +100,13 @@ def sample(
     device); the UNet gets it as a device tensor. The UNet runs through the model's runner, which
     replays a CUDA graph where the acceleration settings ask for one.
     """
-    if "schedule" not in latent:
-        raise ValueError("this latent has no noise schedule; link it from a NoiseLatent node")
+    noising = latent.require_noising()
     runner = model.unet_runner()
     unet = runner.unet
     device, dtype = unet.device, unet.dtype
-    schedule = latent["schedule"]
-    scheduler = make_scheduler(schedule["scheduler"], model.get("scheduler").config)
-    timesteps = denoising_timesteps(scheduler, schedule["steps"], schedule["strength"], device)
+    scheduler, timesteps = noising.schedule.build(model.get("scheduler").config, device)
     host_timesteps = timesteps.cpu()
-    latents = latent["samples"].to(device=device, dtype=dtype)
+    latents = latent.samples.to(device=device, dtype=dtype)
     batch = latents.shape[0]
     depth_map = prepare_depth(depth.to(device), tuple(latents.shape[-2:]), batch).to(dtype)
     if depth_map.shape[0] != batch:
@@ -125,14 +122,12 @@ def sample(
         embeddings = torch.cat([negative, positive])
         depth_map = torch.cat([depth_map, depth_map])
     memory_format = torch.channels_last if model.manager.plan.channels_last else torch.contiguous_format
-    generator = torch.Generator(device="cpu")
-    generator.set_state(latent["generator_state"])
-    options = _step_options(scheduler, generator)
-    mask = latent.get("noise_mask")
+    options = _step_options(scheduler, noising.generator())
+    mask = latent.noise_mask
     if mask is not None:
         mask = resize_planes(mask.to(device), *latents.shape[-2:]).to(dtype)
-        init = latent["init"].to(device=device, dtype=dtype)
-        noise = latent["noise"].to(device=device, dtype=dtype)
+        init = noising.init.to(device=device, dtype=dtype)
+        noise = noising.noise.to(device=device, dtype=dtype)
     clock = _PreviewClock(len(timesteps))
     with torch.inference_mode():
         for index, (timestep, host_timestep) in enumerate(zip(timesteps, host_timesteps, strict=True)):
@@ -168,10 +163,10 @@ def depth_sampler(
     positive: torch.Tensor = Socket(CONDITIONING),
     negative: torch.Tensor = Socket(CONDITIONING),
     depth: torch.Tensor = Socket(DEPTH),
-    latent_image: dict[str, Any] = Socket(LATENT),
+    latent_image: Latent = Socket(LATENT),
     cfg: float = Float(7.5, min=0.0, max=100.0, step=0.1, tooltip="guidance scale; ≤ 1 turns guidance off"),
     *,
     context: NodeContext,
-) -> tuple[dict[str, Any]]:
-    samples = sample(model, positive, negative, depth, latent_image, cfg, context)
-    return ({"samples": samples},)
+) -> tuple[Latent]:
+    samples = sample(model, positive, negative, depth, as_latent(latent_image), cfg, context)
+    return (Latent(samples),)

@@ -18,8 +18,7 @@ from depthgraph.engine.core.sockets import IMAGE, LATENT, VAE
 from depthgraph.engine.models.acceleration import tiling_for
 from depthgraph.engine.models.manager import ModelHandle
 from depthgraph.nodes import output_sizes
-
-LATENT_SCALE = 8  # SD2's VAE turns 8×8 pixels into one latent
+from depthgraph.nodes.latent_value import LATENT_SCALE, Latent, as_latent
 
 
 def check_model_size(height: int, width: int, what: str = "the image") -> None:
@@ -60,11 +59,9 @@ def run_vae(
         return work(vae)
 
 
-def encode_image(
-    vae_handle: ModelHandle, image: torch.Tensor, context: NodeContext | None = None
-) -> dict[str, torch.Tensor]:
-    """The VAE posterior of images [B, H, W, 3]: its parameters (mean and log-variance, to be sampled
-    with the seed later) and its mean scaled into latent space (deterministic)."""
+def encode_image(vae_handle: ModelHandle, image: torch.Tensor, context: NodeContext | None = None) -> Latent:
+    """The latents of images [B, H, W, 3]: the VAE posterior's mean scaled into latent space
+    (deterministic), with the posterior to be sampled with the seed later."""
     check_model_size(image.shape[1], image.shape[2])
 
     def encode(vae: Any) -> torch.Tensor:
@@ -73,9 +70,7 @@ def encode_image(
         return parameters
 
     parameters = run_vae(vae_handle, (image.shape[1], image.shape[2]), encode, context)
-    scale = vae_handle.get("vae").config.scaling_factor
-    mean = torch.chunk(parameters, 2, dim=1)[0]
-    return {"samples": mean * scale, "posterior": parameters, "scaling_factor": scale}
+    return Latent.encoded(parameters, vae_handle.get("vae").config.scaling_factor)
 
 
 @node(
@@ -87,7 +82,7 @@ def encode_image(
 )
 def vae_encode(
     pixels: torch.Tensor = Socket(IMAGE), vae: ModelHandle = Socket(VAE), *, context: NodeContext
-) -> tuple[dict[str, torch.Tensor]]:
+) -> tuple[Latent]:
     return (encode_image(vae, pixels, context),)
 
 
@@ -115,6 +110,6 @@ def decode_latents(
     output_size=output_sizes.vae_decode,
 )
 def vae_decode(
-    samples: dict[str, torch.Tensor] = Socket(LATENT), vae: ModelHandle = Socket(VAE), *, context: NodeContext
+    samples: Latent = Socket(LATENT), vae: ModelHandle = Socket(VAE), *, context: NodeContext
 ) -> tuple[torch.Tensor]:
-    return (decode_latents(vae, samples["samples"], context),)
+    return (decode_latents(vae, as_latent(samples).samples, context),)

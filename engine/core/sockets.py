@@ -5,7 +5,7 @@ Socket types, the values nodes pass along links:
 IMAGE          float tensor [B, H, W, 3] in 0..1 (ComfyUI's layout, so images interchange)
 MASK           float tensor [B, H, W] in 0..1; 1 = regenerate, 0 = keep
 DEPTH          float tensor [B, 1, H, W], relative inverse depth: larger = nearer
-LATENT         latents [B, 4, H/8, W/8] with what noising and sampling need (nodes.latent_value)
+LATENT         latents [B, 4, H/8, W/8] with what noising and sampling need (nodes.latent_value.Latent)
 CONDITIONING   text embeddings [B, 77, 1024]
 MODEL, CLIP, VAE, DEPTH_MODEL   handles from the model manager
 GRID_LABELS    a comparison grid's column and row labels (nodes.grid.GridLabels)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import pytest
 from depthgraph.engine.core.cache import ResultCache
 from depthgraph.engine.core.executor import Executor
@@ -49,6 +52,34 @@ def test_sizes_count_nested_values_and_arrays() -> None:
     assert sizes["cpu"] >= 4 * 256 * 4 + 100
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A typed socket value, as a node pack might pass one (the built-in LATENT is one)."""
+
+    samples: Any
+    parts: Any = None
+    shared: Any = field(default=None, compare=False)
+
+
+def test_sizes_look_into_dataclass_values_and_their_nested_parts() -> None:
+    numpy = pytest.importorskip("numpy")
+    inner = Encoded(numpy.zeros(1000, dtype=numpy.uint8))
+    sizes = measure((Encoded(numpy.zeros(2000, dtype=numpy.uint8), parts={"inner": inner}),))
+    assert 3000 <= sizes["cpu"] < 3000 + KIB
+
+
+def test_a_dataclass_field_left_out_of_comparison_is_shared_and_not_counted() -> None:
+    """What a model handle's manager is: the handle refers to it, the cached result does not own it."""
+    held = Encoded(bytes(10), shared=[bytes(100 * KIB)])
+    assert measure((held,))["cpu"] < KIB
+
+
+def test_a_value_that_holds_itself_is_measured_once() -> None:
+    loop: list[Any] = [bytes(KIB)]
+    loop.append(Encoded(loop))
+    assert KIB <= measure((loop, loop))["cpu"] < 2 * KIB
+
+
 def test_tensors_count_on_their_device_and_shared_storage_once() -> None:
     torch = pytest.importorskip("torch")
     image = torch.zeros(1, 64, 64, 3)
@@ -56,6 +87,8 @@ def test_tensors_count_on_their_device_and_shared_storage_once() -> None:
     assert sizes == {"cpu": 64 * 64 * 3 * 4}
     meta = torch.empty(1000, device="meta")
     assert measure((meta,)) == {"meta": 4000}
+    in_dataclass = measure((Encoded(meta, parts=Encoded(meta[:10])),))
+    assert in_dataclass["meta"] == 4000  # found inside, and once
 
 
 def test_each_device_has_its_own_budget() -> None:

@@ -135,7 +135,7 @@ def test_large_images_are_decoded_and_encoded_tile_by_tile() -> None:
     assert shapes == [(1, 4, 8, 8)]
 
     encoded = encode_image(handle, torch.rand(1, 192, 128, 3))
-    assert encoded["samples"].shape == (1, 4, 24, 16)
+    assert encoded.samples.shape == (1, 4, 24, 16)
 
 
 def cuda_engine(folder: Path, acceleration: Acceleration) -> Engine:

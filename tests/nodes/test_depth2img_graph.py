@@ -198,10 +198,10 @@ def test_with_a_zero_noise_mask_the_sampler_returns_the_original_latents() -> No
 
     model = ModelHandle(ModelManager(), "tiny-random")
     (latent,) = noise_latent(model, encode_image(model, torch.rand(1, 32, 32, 3)), 5, 0.8, 4, "ddim")
-    latent["noise_mask"] = torch.zeros(1, 1, 4, 4)
+    latent = latent.with_noise_mask(torch.zeros(1, 1, 4, 4))
     text = encode_text(model, "a cat")
     result = sample(model, text, text, torch.rand(1, 1, 24, 24), latent, 5.0)
-    assert torch.allclose(result, latent["init"])
+    assert torch.allclose(result, latent.require_noising().init)
 
 
 def test_stability_preprocessing_keeps_the_aspect_ratio() -> None:
@@ -320,7 +320,7 @@ def test_as_many_steps_as_trained_timesteps_is_refused_with_the_largest_that_wor
     encoded = encode_image(model, torch.rand(1, 32, 32, 3))
     with pytest.raises(ValueError, match=r"1000 steps take the PNDMScheduler past .* use at most 999 steps"):
         noise_latent(model, encoded, 0, 1.0, 1000, "pndm")
-    assert noise_latent(model, encoded, 0, 1.0, 999, "pndm")[0]["samples"].shape == (1, 4, 4, 4)
+    assert noise_latent(model, encoded, 0, 1.0, 999, "pndm")[0].samples.shape == (1, 4, 4, 4)
 
 
 def test_a_repeated_batch_makes_different_images_of_one_photo_from_one_seed(engine: Engine) -> None:

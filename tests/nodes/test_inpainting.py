@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 from depthgraph.engine.core.context import NodeContext
@@ -12,6 +10,7 @@ from depthgraph.engine.models.manager import ModelHandle, ModelManager
 from depthgraph.nodes.depth import estimate_depth
 from depthgraph.nodes.image import image_size_for_model
 from depthgraph.nodes.latent import noise_latent, set_latent_noise_mask
+from depthgraph.nodes.latent_value import Latent
 from depthgraph.nodes.mask import feather_mask, image_composite_masked
 from depthgraph.nodes.sampling import sample
 from depthgraph.nodes.text import encode_text
@@ -36,20 +35,20 @@ def image() -> torch.Tensor:
     return torch.rand(1, SIZE, SIZE, 3, generator=generator)
 
 
-def run(model: ModelHandle, image: torch.Tensor, latent: dict[str, Any]) -> torch.Tensor:
+def run(model: ModelHandle, image: torch.Tensor, latent: Latent) -> torch.Tensor:
     """Depth from the whole image, three steps at strength 1.0, guidance 5."""
     (depth,) = estimate_depth(model, image, "diffusers")
     text = encode_text(model, "a pumpkin")
     return sample(model, text, encode_text(model, ""), depth, latent, 5.0)
 
 
-def noised(model: ModelHandle, image: torch.Tensor) -> dict[str, Any]:
-    latent: dict[str, Any] = noise_latent(model, encode_image(model, image), 7, 1.0, 3, "ddim")[0]
+def noised(model: ModelHandle, image: torch.Tensor) -> Latent:
+    latent: Latent = noise_latent(model, encode_image(model, image), 7, 1.0, 3, "ddim")[0]
     return latent
 
 
-def masked(latent: dict[str, Any], mask: torch.Tensor, context: NodeContext) -> dict[str, Any]:
-    result: dict[str, Any] = set_latent_noise_mask.function(samples=latent, mask=mask, context=context)[0]
+def masked(latent: Latent, mask: torch.Tensor, context: NodeContext) -> Latent:
+    result: Latent = set_latent_noise_mask.function(samples=latent, mask=mask, context=context)[0]
     return result
 
 
@@ -58,7 +57,7 @@ def test_with_a_mask_of_zeros_the_output_latents_are_the_input_latents_and_the_u
 ) -> None:
     latent = noised(model, image)
     result = run(model, image, masked(latent, torch.zeros(1, SIZE, SIZE), context))
-    assert torch.equal(result, latent["init"])
+    assert torch.equal(result, latent.require_noising().init)
     (warning,) = warnings
     assert "all zeros" in warning and "nothing will be regenerated" in warning
 
@@ -80,8 +79,9 @@ def test_outside_the_mask_the_latents_are_exactly_the_originals(
     latent = noised(model, image)
     result = run(model, image, masked(latent, mask, context))
     half = result.shape[-1] // 2
-    assert torch.equal(result[..., : half - 1], latent["init"][..., : half - 1])  # clear of the seam
-    assert (result[..., half + 1 :] - latent["init"][..., half + 1 :]).abs().mean() > 0.1
+    init = latent.require_noising().init
+    assert torch.equal(result[..., : half - 1], init[..., : half - 1])  # clear of the seam
+    assert (result[..., half + 1 :] - init[..., half + 1 :]).abs().mean() > 0.1
 
 
 def test_pasted_back_through_a_feathered_mask_the_pixels_outside_it_are_the_originals(
@@ -117,7 +117,7 @@ def test_a_mask_at_another_resolution_of_the_same_shape_is_scaled(
     model: ModelHandle, image: torch.Tensor, context: NodeContext
 ) -> None:
     latent = masked(noised(model, image), torch.ones(1, 128, 128), context)
-    assert latent["noise_mask"].shape == (1, 1, SIZE, SIZE)
+    assert latent.noise_mask is not None and latent.noise_mask.shape == (1, 1, SIZE, SIZE)
 
 
 def test_size_for_model_crops_the_mask_with_its_image() -> None:

@@ -22,6 +22,7 @@ from depthgraph.nodes.depth_edit import depth_blend, depth_match_image
 from depthgraph.nodes.grid import image_grid
 from depthgraph.nodes.image import image_scale, image_size_for_model
 from depthgraph.nodes.latent import repeat_latent_batch
+from depthgraph.nodes.latent_value import Latent
 from depthgraph.nodes.mask import image_composite_masked, mask_composite, solid_mask
 from depthgraph.nodes.vae import vae_decode
 
@@ -92,8 +93,8 @@ def meta(*shape: int) -> torch.Tensor:
     return torch.empty(shape, device="meta")
 
 
-def latent(*shape: int) -> dict[str, torch.Tensor]:
-    return {"samples": meta(*shape)}
+def latent(*shape: int) -> Latent:
+    return Latent(meta(*shape))
 
 
 # Each node's inputs just within the budget, and just beyond it.
