@@ -89,8 +89,8 @@ class _Plan:
     steps: list[tuple[str, bool]]  # (node id, is an alias of an earlier identical node), in order
     runners: set[str]  # nodes to execute
     cached: dict[str, CachedResult]  # node id -> its cached result
-    # Nodes only cached results read from: nothing of this run needs them (ComfyUI reports them
-    # cached too, so clients counting nodes reach the total).
+    # Nodes the walk never reached: only cached results read from them, so nothing of this run
+    # needs them (ComfyUI reports them cached too, so clients counting nodes reach the total).
     behind: list[str] = field(default_factory=list)
 
 
@@ -184,7 +184,7 @@ class Executor:
         result, emit, prompt_id = run.result, run.emit, run.prompt_id
         self._record(run, result.cached, plan.cached)
         if plan.cached:
-            served = set(plan.cached).union(plan.behind)
+            served = plan.cached.keys() | plan.behind
             emit(NodesCached(prompt_id, [node_id for node_id in graph.order if node_id in served]))
         for node_id, hit in plan.cached.items():
             if hit.ui and node_id in graph.targets:
@@ -286,15 +286,10 @@ class Executor:
                 steps.append((node_id, is_alias))
                 if not is_alias:
                     runners.add(node_id)
-        behind: set[str] = set()
-        stack = [link.source for node_id in cached for link in graph.nodes[node_id].eager_links()]
-        while stack:
-            node_id = stack.pop()
-            if node_id in visited or node_id in behind:
-                continue
-            behind.add(node_id)
-            stack.extend(link.source for link in graph.nodes[node_id].eager_links())
-        return _Plan(steps, runners, cached, [node_id for node_id in graph.order if node_id in behind])
+        # The walk stopped at the cached results, so what it never reached is what they stand for
+        # (or, rarely, what a lazy input may still ask for: that one is reported again if it runs).
+        behind = [node_id for node_id in graph.order if node_id not in visited] if cached else []
+        return _Plan(steps, runners, cached, behind)
 
     def _serve_alias(
         self, graph: ExecutableGraph, node_id: str, ui: Mapping[str, Any] | None, run: _Run
