@@ -475,3 +475,63 @@ def test_a_reader_that_stops_early_gets_no_traceback(workspace: Path, args: list
 
     assert stderr == ""
     assert process.returncode == 141  # 128 + SIGPIPE, as for a tool the signal ended
+
+
+def editor_workflow() -> dict[str, Any]:
+    """LoadImage -> ImageInvert -> SaveImage as ComfyUI's front end saves it (litegraph lists)."""
+    return {
+        "last_node_id": 3,
+        "last_link_id": 2,
+        "nodes": [
+            {
+                "id": 1,
+                "type": "LoadImage",
+                "pos": [0, 0],
+                "mode": 0,
+                "widgets_values": ["example.jpg", "image"],
+            },
+            {
+                "id": 2,
+                "type": "ImageInvert",
+                "pos": [300, 0],
+                "mode": 0,
+                "inputs": [{"name": "image", "link": 1}],
+            },
+            {
+                "id": 3,
+                "type": "SaveImage",
+                "pos": [600, 0],
+                "mode": 0,
+                "inputs": [{"name": "images", "link": 2}],
+                "widgets_values": ["from_editor"],
+            },
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]],
+        "version": 0.4,
+    }
+
+
+def test_validate_and_run_take_an_editor_workflow_as_the_server_converts_it(
+    depthgraph: Cli, workspace: Path
+) -> None:
+    write_graph(workspace / "workflow.json", editor_workflow())
+    outcome = depthgraph("validate", "workflow.json")
+    assert outcome.code == 0, outcome.stderr
+    assert outcome.stdout.strip() == "workflow.json: valid; 3 node(s) to run, outputs: 3 (SaveImage)"
+    outcome = depthgraph("run", "workflow.json", "--set", "3.filename_prefix=converted")
+    assert outcome.code == 0, outcome.stderr
+    (saved,) = saved_pngs(workspace / "output")
+    assert saved.name == "converted_00001.png"
+    with Image.open(workspace / "input" / "example.jpg") as original, Image.open(saved) as inverted:
+        assert np.array_equal(255 - np.asarray(original.convert("RGB")), np.asarray(inverted.convert("RGB")))
+
+
+def test_an_editor_workflow_with_an_unknown_node_is_refused_with_its_name(
+    depthgraph: Cli, workspace: Path
+) -> None:
+    workflow = editor_workflow()
+    workflow["nodes"][1]["type"] = "ImageInvertt"
+    write_graph(workspace / "workflow.json", workflow)
+    outcome = depthgraph("validate", "workflow.json")
+    assert outcome.code == 1
+    assert "ImageInvertt" in outcome.stderr and "Traceback" not in outcome.stderr

@@ -31,7 +31,7 @@ from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, build_engine, load_d
 
 def run_batch_command(args: argparse.Namespace, settings: Settings) -> int:
     """`depthgraph batch`: parse, validate every prompt, run them all, print the summary."""
-    document = load_document(args.graph)
+    document = load_document(args.graph, settings)
     sweep = parse_over(args.over)
     files = apply_overrides(document, args.overrides, settings)
     files = dataclasses.replace(files, extra_inputs={**files.extra_inputs, **sweep.files})

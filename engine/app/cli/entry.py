@@ -224,7 +224,7 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             from .batch import run_batch_command
 
             return run_batch_command(args, settings)
-        document = load_document(args.graph)
+        document = load_document(args.graph, settings)
         files = apply_overrides(document, args.overrides, settings)
         engine = build_engine(settings, files)
         check_override_inputs(document, args.overrides, engine)
