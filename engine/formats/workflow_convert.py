@@ -1,8 +1,11 @@
 """Converting an editor workflow (the litegraph JSON that ComfyUI-style editors save: `nodes` and
 `links` lists, widget values by position) to the API form the engine runs.
 
-Muted and bypassed nodes are left out, `Reroute` nodes are followed to their source, `Note` nodes are
-dropped, and a `PrimitiveNode` hands its value to the widgets it feeds. Widget values are matched to
+As ComfyUI's front end converts them: a bypassed node (mode 4) passes each of its inputs through to
+the readers of the output of the same type; a muted node (mode 2) is left out with every node that
+needs its output (an optional input it fed is left unlinked); `Reroute` nodes are followed to their
+source, `Note` nodes are dropped, and a `PrimitiveNode` hands its value to the widgets it feeds. Every
+node of an unknown type is named at once. Widget values are matched to
 the node's widget inputs in declaration order; the "control after generate" value an editor stores
 after a seed is skipped.
 
@@ -55,16 +58,45 @@ def workflow_to_prompt(workflow: Any, registry: NodeRegistry) -> dict[str, Any]:
         raise WorkflowError("an editor workflow is an object with a 'nodes' list and a 'links' list")
     graph = EditorGraph(read_nodes(workflow["nodes"]), read_links(workflow.get("links")))
     prompt: dict[str, Any] = {}
+    unknown: list[str] = []
     for node_id, node in graph.nodes.items():
         kind = node["type"]
         if kind in NOTE_TYPES or kind in HELPER_TYPES or node.get("mode") in (MUTED, BYPASSED):
             continue
         definition = registry.get(kind)
         if definition is None:
-            raise WorkflowError(
-                f"node {short(node_id)} has the unknown type {describe(kind)}; is a custom node pack missing?"
-            )
+            unknown.append(f"node {short(node_id)} ({describe(kind)})")
+            continue
         prompt[node_id] = graph.convert_node(node_id, node, definition)
+    if unknown:
+        raise WorkflowError(
+            f"{len(unknown)} node(s) of unknown types: {', '.join(unknown[:20])}"
+            f"{' ...' if len(unknown) > 20 else ''}; is a custom node pack missing?"
+        )
+    muted = {node_id for node_id, node in graph.nodes.items() if node.get("mode") == MUTED}
+    return without_muted(prompt, muted, registry)
+
+
+def without_muted(prompt: dict[str, Any], muted: set[str], registry: NodeRegistry) -> dict[str, Any]:
+    """The prompt less the nodes that need a muted node's output, directly or through others; an
+    optional input a muted node fed is left unlinked."""
+    gone = set(muted)
+    changed = bool(gone)
+    while changed:
+        changed = False
+        for node_id, entry in list(prompt.items()):
+            definition = registry.get(entry["class_type"])
+            for name, value in list(entry["inputs"].items()):
+                if not (isinstance(value, list) and len(value) == 2 and value[0] in gone):
+                    continue
+                spec = definition.inputs_by_name.get(name) if definition is not None else None
+                if spec is not None and not spec.required:
+                    del entry["inputs"][name]
+                    continue
+                del prompt[node_id]
+                gone.add(node_id)
+                changed = True
+                break
     return prompt
 
 
@@ -143,6 +175,7 @@ class EditorGraph:
         inputs it feeds."""
         passed: list[int | str] = []
         reroutes: set[str] = set()
+        bypassed: set[str] = set()
         source: Source | None = None
         while link_id not in self._sources:
             passed.append(link_id)
@@ -163,6 +196,17 @@ class EditorGraph:
                     break
                 link_id = upstream
                 continue
+            if origin is not None and origin.get("mode") == BYPASSED:
+                if node_id in bypassed:
+                    raise WorkflowError(
+                        f"bypassed node {short(node_id)} is fed by its own output; remove a link of the loop"
+                    )
+                bypassed.add(node_id)
+                upstream = self.bypass_input(node_id, origin, slot)
+                if upstream is None:
+                    break
+                link_id = upstream
+                continue
             if origin is not None and kind == "PrimitiveNode":
                 source = PrimitiveValue(self.primitive_value(node_id, origin))
             else:
@@ -173,6 +217,31 @@ class EditorGraph:
         for walked in passed:
             self._sources[walked] = source
         return source
+
+    def bypass_input(self, node_id: str, node: Mapping[str, Any], slot: int) -> int | str | None:
+        """The link a bypassed node passes on for its output `slot`: the input at the same place if
+        it has the output's type, else the first input of that type (as ComfyUI's front end)."""
+        outputs = node.get("outputs")
+        output = outputs[slot] if isinstance(outputs, list) and slot < len(outputs) else None
+        wanted = output.get("type") if isinstance(output, Mapping) else None
+        inputs = node.get("inputs")
+        if not isinstance(inputs, list):
+            return None
+        candidates = [entry for entry in inputs if isinstance(entry, Mapping)]
+        if slot < len(candidates) and (wanted is None or candidates[slot].get("type") == wanted):
+            ordered = [candidates[slot], *candidates]
+        else:
+            ordered = candidates
+        for entry in ordered:
+            if wanted is not None and entry.get("type") != wanted:
+                continue
+            link_id = entry.get("link")
+            if link_id is not None and not is_link_id(link_id):
+                raise WorkflowError(
+                    f"node {short(node_id)}'s input links to {describe(link_id)}; a link is named by its id"
+                )
+            return link_id
+        return None
 
     def reroute_input(self, node_id: str, reroute: Mapping[str, Any]) -> int | str | None:
         """The link into a reroute (its one input), or None where it has none."""
