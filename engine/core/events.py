@@ -117,6 +117,9 @@ class PromptFailed:
     exception_message: str
     traceback: Sequence[str] = ()
     executed: Sequence[str] = field(default_factory=list)
+    # As ComfyUI reports them: the failing node's inputs, and the nodes whose outputs are there.
+    current_inputs: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    current_outputs: Sequence[str] = field(default_factory=list)
 
     def message(self) -> tuple[str, dict[str, Any]]:
         return "execution_error", {
@@ -127,6 +130,8 @@ class PromptFailed:
             "exception_message": self.exception_message,
             "exception_type": self.exception_type,
             "traceback": list(self.traceback),
+            "current_inputs": {name: list(values) for name, values in self.current_inputs.items()},
+            "current_outputs": list(self.current_outputs),
         }
 
 

@@ -159,13 +159,22 @@ class Executor:
             emit(PromptInterrupted(prompt_id, node_id, class_type, list(result.executed)))
         except FingerprintError as error:
             result.status = "error"
-            result.error = self._failure(prompt_id, error.node_id, error.class_type, error.cause, result)
+            result.error = self._failure(
+                prompt_id,
+                error.node_id,
+                error.class_type,
+                error.cause,
+                result,
+                graph.nodes.get(error.node_id),
+            )
             emit(result.error)
         except Exception as error:
             result.status = "error"
             node_id_text = run.current.node_id if run.current else ""
             class_type_text = run.current.class_type if run.current else ""
-            result.error = self._failure(prompt_id, node_id_text, class_type_text, error, result)
+            result.error = self._failure(
+                prompt_id, node_id_text, class_type_text, error, result, graph.nodes.get(node_id_text)
+            )
             emit(result.error)
         result.seconds = time.perf_counter() - started
         emit(NodeExecuting(prompt_id, None))
@@ -371,7 +380,12 @@ class Executor:
 
     @staticmethod
     def _failure(
-        prompt_id: str, node_id: str, class_type: str, error: BaseException, result: RunResult
+        prompt_id: str,
+        node_id: str,
+        class_type: str,
+        error: BaseException,
+        result: RunResult,
+        failed: GraphNode | None = None,
     ) -> PromptFailed:
         return PromptFailed(
             prompt_id=prompt_id,
@@ -381,4 +395,18 @@ class Executor:
             exception_message=str(error),
             traceback=traceback.format_exception(type(error), error, error.__traceback__),
             executed=list(result.executed),
+            current_inputs=_inputs_shown(failed) if failed is not None else {},
+            current_outputs=[*result.executed, *result.cached],
         )
+
+
+def _inputs_shown(node: GraphNode) -> dict[str, list[Any]]:
+    """The failing node's inputs as ComfyUI's `execution_error` lists them: each as a list of plain
+    values; a linked input names where it came from (its value may be a large tensor)."""
+    shown: dict[str, list[Any]] = {}
+    for name, value in node.constants.items():
+        plain = value is None or isinstance(value, bool | int | float | str)
+        shown[name] = [value if plain else repr(value)[:200]]
+    for name, link in node.links.items():
+        shown[name] = [f"output {link.output} of node {link.source}"]
+    return shown

@@ -377,3 +377,16 @@ async def test_the_routes_comfyui_clients_call_on_start_answer_as_comfyui_does(c
     assert await (await client.get("/api/extensions")).json() == []
     system = (await (await client.get("/system_stats")).json())["system"]
     assert isinstance(system["argv"], list)
+
+
+async def test_an_execution_error_carries_the_failing_nodes_inputs_and_the_outputs_there(client: Any) -> None:
+    prompt = {
+        "1": {"class_type": "Number", "inputs": {"value": -4}},
+        "2": {"class_type": "Fail", "inputs": {"value": ["1", 0]}},
+        "3": {"class_type": "Show", "inputs": {"value": ["2", 0]}},
+    }
+    _, messages = await run_prompt(client, prompt, client_id="failing")
+    (error,) = [m["data"] for m in messages if m["type"] == "execution_error"]
+    assert error["node_id"] == "2" and error["current_inputs"] == {"value": ["output 0 of node 1"]}
+    assert error["current_outputs"] == ["1"]
+    assert "negative value -4" in error["exception_message"]
