@@ -34,7 +34,7 @@ from depthgraph.engine.app.jobs import Backend, Job
 from depthgraph.engine.app.outbox import Outbox
 from depthgraph.engine.app.prompt_queue import PromptQueue, QueuedPrompt, comfy_number
 from depthgraph.engine.app.store import PromptStore, StoredPrompt, StoreError, store_path
-from depthgraph.engine.core.events import Event, NodeExecuting, PreviewFrame, Progress
+from depthgraph.engine.core.events import Event, ImageSent, NodeExecuting, PreviewFrame, Progress
 from depthgraph.engine.core.gc_pause import in_thread_paused, thaw
 from depthgraph.engine.core.schema import node_schema, object_info
 from depthgraph.engine.formats.graph_file import GraphFileError
@@ -93,9 +93,13 @@ def send_json(state: ServerState, kind: str, data: dict[str, Any], client_id: st
     state.clients.send_json(kind, data, client_id)
 
 
-def send_preview(state: ServerState, preview: PreviewFrame, client_id: str | None) -> None:
+def send_preview(
+    state: ServerState, preview: PreviewFrame, client_id: str | None, always: bool = False
+) -> None:
+    """ComfyUI's binary frame: event 1 (an image), its format (1 JPEG, 2 PNG), the encoded image; a
+    step preview only to a client that asked for previews, an image a node sends to any client."""
     header = struct.pack(">II", PREVIEW_IMAGE, IMAGE_FORMATS.get(preview.format, 1))
-    state.clients.send_bytes(header + preview.data, client_id)
+    state.clients.send_bytes(header + preview.data, client_id, always)
 
 
 def status_message(state: ServerState) -> dict[str, Any]:
@@ -120,6 +124,8 @@ async def deliver(state: ServerState, batch: list[tuple[Any, ...]]) -> None:
                 send_json(state, message[2], message[3], message[1])
             elif message[0] == "preview":
                 send_preview(state, message[2], message[1])
+            elif message[0] == "image":
+                send_preview(state, message[2], message[1], always=True)
             else:
                 broadcast_status(state)
         except Exception:
@@ -161,6 +167,9 @@ def execute(state: ServerState, item: QueuedPrompt) -> None:
     def listen(event: Event) -> None:
         if isinstance(event, NodeExecuting) and event.node_id is None:
             return  # sent after the history is stored, so a client may fetch it at once (as ComfyUI)
+        if isinstance(event, ImageSent):
+            post(state, "image", client_id, event.frame)  # asked for by the graph: sent to any client
+            return
         kind, data = event.message()
         if kind in KEPT_MESSAGES:
             data = {**data, "timestamp": int(time.time() * 1000)}

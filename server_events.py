@@ -143,10 +143,12 @@ class Clients:
         client = self._by_id.get(client_id) if type(client_id) is str else None
         return client is not None and client.wants_previews
 
-    def send_bytes(self, message: bytes, client_id: Any) -> None:
-        """A preview frame, to the client that queued the prompt if it asked for previews."""
-        if self.wants_previews(client_id):
-            self._by_id[client_id].offer(message)
+    def send_bytes(self, message: bytes, client_id: Any, always: bool = False) -> None:
+        """An image frame, to the client that queued the prompt: a step preview only if it asked for
+        previews, an image a node sends (`always`) in any case."""
+        client = self._by_id.get(client_id) if type(client_id) is str else None
+        if client is not None and (always or client.wants_previews):
+            client.offer(message)
 
     def _receive(self, client: ClientSocket, text: str) -> None:
         """A message from the client: `feature_flags` is answered; anything else is ignored, as

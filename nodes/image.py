@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
 from depthgraph.engine.core.context import NodeContext
+from depthgraph.engine.core.events import PreviewFrame
 from depthgraph.engine.core.files import FileStore, FolderKind
 from depthgraph.engine.core.registry import (
     Combo,
@@ -126,6 +128,23 @@ def save_image(
 )
 def preview_image(images: torch.Tensor = Socket(IMAGE), *, context: NodeContext) -> NodeOutput:
     return _save(images, "preview", "temp", 1, context)
+
+
+@node(
+    "SaveImageWebsocket",
+    display_name="Send Image over WebSocket",
+    category="api node/image",
+    description="Sends each image as PNG straight to the client that queued the prompt (a binary "
+    "WebSocket frame, as ComfyUI's node of this name); nothing is saved.",
+    output_node=True,
+)
+def save_image_websocket(images: torch.Tensor = Socket(IMAGE), *, context: NodeContext) -> NodeOutput:
+    for index, image in enumerate(images):
+        encoded = io.BytesIO()
+        tensor_to_pil(image).save(encoded, format="PNG", compress_level=1)
+        context.send_image(PreviewFrame("PNG", encoded.getvalue()))
+        context.progress(index + 1, len(images))
+    return NodeOutput((), {})
 
 
 @node(

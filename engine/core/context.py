@@ -53,6 +53,7 @@ class NodeContext:
     report: Callable[[int, int, PreviewFrame | None], None] = lambda value, total, preview: None
     interrupted: Callable[[], bool] = lambda: False
     warned: Callable[[str], None] = lambda text: None
+    sent: Callable[[PreviewFrame], None] = lambda frame: None
     limits: Limits = field(default_factory=Limits)
     # Whether a listener shows step previews (the editor does); nodes skip making them otherwise.
     previews: bool = False
@@ -65,6 +66,10 @@ class NodeContext:
     def warn(self, text: str) -> None:
         """Tell the user something looks wrong without failing the node (shown and kept in history)."""
         self.warned(text)
+
+    def send_image(self, frame: PreviewFrame) -> None:
+        """Hand an encoded image straight to the client that queued the prompt (a binary frame)."""
+        self.sent(frame)
 
     def progress(self, value: int, total: int, preview: PreviewFrame | None = None) -> None:
         """Report step `value` of `total` (with an optional preview) and stop here if interrupted."""

@@ -21,6 +21,19 @@ class PreviewFrame:
 
 
 @dataclass(slots=True)
+class ImageSent:
+    """A finished image a node hands straight to the client (ComfyUI's `SaveImageWebsocket`): sent as
+    a binary frame, never stored, never a JSON message."""
+
+    prompt_id: str
+    node_id: str
+    frame: PreviewFrame
+
+    def message(self) -> tuple[str, dict[str, Any]]:
+        return "image_sent", {"prompt_id": self.prompt_id, "node": self.node_id, "format": self.frame.format}
+
+
+@dataclass(slots=True)
 class PromptStarted:
     prompt_id: str
 
@@ -153,6 +166,7 @@ class PromptInterrupted:
 
 Event = (
     PromptStarted
+    | ImageSent
     | NodesCached
     | NodeExecuting
     | Progress

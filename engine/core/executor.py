@@ -39,6 +39,7 @@ from typing import Any, Literal
 from .cache import CachedResult, ResultCache
 from .context import Interrupted, ModelProvider, NodeContext, NoModels
 from .events import (
+    ImageSent,
     Listener,
     NodeExecuted,
     NodeExecuting,
@@ -357,6 +358,9 @@ class Executor:
         def report(value: int, total: int, preview: PreviewFrame | None) -> None:
             emit(Progress(prompt_id, node_id, value, total, preview))
 
+        def sent(frame: PreviewFrame) -> None:
+            emit(ImageSent(prompt_id, node_id, frame))
+
         def warned(text: str) -> None:
             warning = NodeWarning(prompt_id, node_id, class_type, text)
             run.result.warnings.append(warning)
@@ -374,6 +378,7 @@ class Executor:
             report=report,
             interrupted=self._interrupt.is_set,
             warned=warned,
+            sent=sent,
             limits=self.limits,
             previews=self.previews,
         )

@@ -390,3 +390,40 @@ async def test_an_execution_error_carries_the_failing_nodes_inputs_and_the_outpu
     assert error["node_id"] == "2" and error["current_inputs"] == {"value": ["output 0 of node 1"]}
     assert error["current_outputs"] == ["1"]
     assert "negative value -4" in error["exception_message"]
+
+
+async def test_save_image_websocket_sends_the_png_to_a_script_as_comfyuis_example_client_reads_it(
+    client: Any,
+) -> None:
+    """ComfyUI's websockets_api_example_ws_images.py: binary frames while the node runs, 8 bytes off."""
+    prompt = image_graph()
+    prompt["4"] = {"class_type": "SaveImageWebsocket", "inputs": {"images": ["3", 0]}}
+    socket = await client.ws_connect("/ws?clientId=ws-images")  # no feature_flags: a plain script
+    answer = await client.post("/prompt", json={"prompt": prompt, "client_id": "ws-images"})
+    prompt_id = (await answer.json())["prompt_id"]
+    frames: list[bytes] = []
+    current = None
+
+    async def read() -> None:
+        nonlocal current
+        async for message in socket:
+            if message.type.name == "TEXT":
+                data = message.json()
+                if data["type"] == "executing" and data["data"]["prompt_id"] == prompt_id:
+                    current = data["data"]["node"]
+                    if current is None:
+                        return
+            elif message.type.name == "BINARY" and current == "4":
+                frames.append(message.data)
+
+    await asyncio.wait_for(read(), 60)
+    await socket.close()
+    (frame,) = frames
+    assert frame[:8] == b"\x00\x00\x00\x01\x00\x00\x00\x02" and frame[8:16] == b"\x89PNG\r\n\x1a\n"
+    from io import BytesIO
+
+    from PIL import Image
+
+    assert Image.open(BytesIO(frame[8:])).size == (384, 384)
+    history = (await (await client.get(f"/history/{prompt_id}")).json())[prompt_id]
+    assert history["status"]["status_str"] == "success" and "4" not in history["outputs"]
