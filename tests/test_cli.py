@@ -400,7 +400,7 @@ def test_nodes_json_has_the_shape_of_comfyui_object_info(depthgraph: Cli, worksp
     assert images == ["example.jpg", "other.png"]
     assert image_options["image_upload"] is True
     output_nodes = {name for name, schema in info.items() if schema["output_node"]}
-    assert output_nodes == {"SaveImage", "PreviewImage", "SaveDepth"}
+    assert output_nodes == {"SaveImage", "PreviewImage", "SaveDepth", "SaveImageWebsocket"}
     assert info["SweepImages"]["input"]["required"]["images"] == ["IMAGE", {"lazy": True, "tooltip": ANY}]
     assert {"LoadImage", "ImageInvert", "ImageScale", "CheckpointLoader", "DepthSampler"} <= set(info)
 
