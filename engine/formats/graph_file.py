@@ -19,7 +19,7 @@ Keys this version does not know are kept too, so loading and saving a file chang
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -77,9 +77,24 @@ def new_document(prompt: Mapping[str, Any], title: str = "", description: str = 
     return GraphDocument("depthgraph", dict(prompt), title, description, {}, raw)
 
 
-def parse_graph(text: str, source: str = "the graph") -> GraphDocument:
+# Turns an editor workflow into a document (it needs the node registry, which this module does not).
+WorkflowReader = Callable[[dict[str, Any]], "GraphDocument"]
+
+
+def is_editor_workflow(data: Any) -> bool:
+    """Whether parsed JSON is an editor workflow (litegraph's `nodes` and `links` lists)."""
+    return (
+        isinstance(data, Mapping)
+        and isinstance(data.get("nodes"), list)
+        and isinstance(data.get("links"), list)
+    )
+
+
+def parse_graph(
+    text: str, source: str = "the graph", workflows: WorkflowReader | None = None
+) -> GraphDocument:
     """Read a graph from JSON text; `source` names it in error messages."""
-    return graph_from_json(read_json(text, source), source)
+    return graph_from_json(read_json(text, source), source, workflows)
 
 
 def read_json(text: str, source: str = "the graph") -> Any:
@@ -100,8 +115,11 @@ def read_json(text: str, source: str = "the graph") -> Any:
     return data
 
 
-def graph_from_json(data: Any, source: str = "the graph") -> GraphDocument:
-    """Interpret already-parsed JSON as a graph document."""
+def graph_from_json(
+    data: Any, source: str = "the graph", workflows: WorkflowReader | None = None
+) -> GraphDocument:
+    """Interpret already-parsed JSON as a graph document; an editor workflow is handed to
+    `workflows` (the CLI's converter), or refused without one."""
     if not isinstance(data, dict):
         raise GraphFileError(
             f"{source} holds a JSON {_json_kind(data)} at the top level; a graph is a JSON object "
@@ -109,7 +127,9 @@ def graph_from_json(data: Any, source: str = "the graph") -> GraphDocument:
         )
     if data.get("format") == FORMAT_NAME:
         return _depthgraph_document(data, source)
-    if isinstance(data.get("nodes"), list) and isinstance(data.get("links"), list):
+    if is_editor_workflow(data):
+        if workflows is not None:
+            return workflows(data)
         raise GraphFileError(
             f"{source} is an editor workflow (nodes and links as lists), not a runnable graph; "
             "save it from the editor as a depthgraph file or export it in API form"
@@ -158,9 +178,9 @@ def graph_from_png(data: bytes, source: str, max_text_bytes: int = DEFAULT_MAX_T
     raise GraphFileError(f"{source} is a PNG without an embedded graph; images saved by SaveImage carry one")
 
 
-def load_graph(path: Path) -> GraphDocument:
+def load_graph(path: Path, workflows: WorkflowReader | None = None) -> GraphDocument:
     """Read a graph file (or a PNG saved by SaveImage), with a clear `GraphFileError` for a missing,
-    unreadable or malformed one."""
+    unreadable or malformed one; an editor workflow goes to `workflows` (see `graph_from_json`)."""
     try:
         if path.suffix.lower() == ".png":
             return graph_from_png(path.read_bytes(), str(path))
@@ -173,7 +193,7 @@ def load_graph(path: Path) -> GraphDocument:
         raise GraphFileError(f"{path} is not a text file; a graph file is UTF-8 JSON") from None
     except OSError as error:
         raise GraphFileError(f"{path} cannot be read: {error.strerror}") from None
-    return parse_graph(text, str(path))
+    return parse_graph(text, str(path), workflows)
 
 
 def dump_graph(document: GraphDocument) -> str:

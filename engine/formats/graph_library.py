@@ -90,7 +90,7 @@ def read_dropped_graph(
         raise GraphFileError(
             f"{source} is neither a PNG nor UTF-8 JSON; drop a graph file or an image saved by SaveImage"
         ) from None
-    if isinstance(parsed, Mapping) and isinstance(parsed.get("nodes"), list):
+    if isinstance(parsed, Mapping) and isinstance(parsed.get("nodes"), list):  # links may be missing
         return workflow_document(parsed, registry, Path(filename).stem)
     return as_depthgraph(graph_from_json(parsed, source), Path(filename).stem)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ...core.files import FileStore
 from ...formats.graph_file import GraphDocument, load_graph
@@ -33,25 +33,17 @@ def load_document(path: Path, settings: Settings | None = None) -> GraphDocument
     workflow (as ComfyUI's front end saves it), converted as the server converts it."""
     if not path.exists():
         raise UsageError(f"graph file {path} does not exist")
-    if path.suffix.lower() == ".json" and _is_editor_workflow(path):
+
+    def convert(workflow: dict[str, Any]) -> GraphDocument:
         from ...core.registry import NodeRegistry
         from ...formats.graph_library import workflow_document
         from ..plugins import load_node_packs
 
         registry = NodeRegistry()  # the widgets' order comes from the nodes' declarations
         load_node_packs(registry, (settings or Settings()).custom_nodes_dirs)
-        return workflow_document(json.loads(path.read_text(encoding="utf-8-sig")), registry, path.stem)
-    return load_graph(path)
+        return workflow_document(workflow, registry, path.stem)
 
-
-def _is_editor_workflow(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
-        return False  # load_graph says what is wrong with it
-    return (
-        isinstance(data, dict) and isinstance(data.get("nodes"), list) and isinstance(data.get("links"), list)
-    )
+    return load_graph(path, convert)
 
 
 def shown_path(path: Path) -> str:
