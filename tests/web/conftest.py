@@ -7,22 +7,19 @@ did not expect. Screenshots of each state go to `test-artifacts/web/` (or `$DEPT
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from depthgraph.engine.app.config import Settings
-from depthgraph.server import create_app
+
+from tests.live_server import Server, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -44,47 +41,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
-
-
-@dataclass
-class Server:
-    """A server running in its own thread and event loop, so the synchronous browser API can drive it."""
-
-    url: str
-    settings: Settings
-    loop: asyncio.AbstractEventLoop
-    runner: web.AppRunner
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(settings: Settings) -> Server:
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(create_app(settings))
-    port = free_port()
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="depthgraph-test-server", daemon=True)
-    thread.start()
-    assert ready.wait(60), "the server did not start"
-    return Server(f"http://127.0.0.1:{port}", settings, loop, runner, thread)
 
 
 @pytest.fixture(scope="module")
