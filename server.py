@@ -39,14 +39,17 @@ from depthgraph.engine.core.gc_pause import in_thread_paused, thaw
 from depthgraph.engine.core.schema import node_schema, object_info
 from depthgraph.engine.formats.graph_file import GraphFileError
 from depthgraph.engine.formats.graph_library import list_library, read_dropped_graph, read_library_graph
-from depthgraph.engine.formats.json_body import JsonBodyError, parse_json
 from depthgraph.engine.formats.workflow_convert import WorkflowError, workflow_to_prompt
 from depthgraph.server_events import Clients
 from depthgraph.server_files import FILES, LIMITS, get_view, post_upload_image, post_upload_mask
-from depthgraph.server_security import error_response, install, json_error
+from depthgraph.server_frontend import add_frontend, server_features, version_warning
+from depthgraph.server_jobs import JOB_ROUTES, JOBS, Jobs
+from depthgraph.server_progress import ProgressState
+from depthgraph.server_requests import optional_json, read_json
+from depthgraph.server_security import error_response, install
+from depthgraph.server_userdata import add_userdata
 
 log = logging.getLogger("depthgraph.server")
-WEB_ROOT = Path(__file__).resolve().parent / "web"
 PREVIEW_IMAGE = 1
 IMAGE_FORMATS = {"JPEG": 1, "PNG": 2}
 # The history keeps these events of a run, as ComfyUI's does.
@@ -164,12 +167,17 @@ def execute(state: ServerState, item: QueuedPrompt) -> None:
     post(state, "status")
     the_end = {"node": None, "display_node": None, "prompt_id": item.prompt_id}
 
+    progress = ProgressState(item.prompt_id)
+
     def listen(event: Event) -> None:
-        if isinstance(event, NodeExecuting) and event.node_id is None:
-            return  # sent after the history is stored, so a client may fetch it at once (as ComfyUI)
         if isinstance(event, ImageSent):
             post(state, "image", client_id, event.frame)  # asked for by the graph: sent to any client
             return
+        nodes = progress.message(event)
+        if nodes is not None:
+            post(state, "json", client_id, "progress_state", nodes)
+        if isinstance(event, NodeExecuting) and event.node_id is None:
+            return  # sent after the history is stored, so a client may fetch it at once (as ComfyUI)
         kind, data = event.message()
         if kind in KEPT_MESSAGES:
             data = {**data, "timestamp": int(time.time() * 1000)}
@@ -226,44 +234,8 @@ def bad_request(
     return error_response(400, kind, message, node_errors)
 
 
-# Bodies above this are parsed, and prompts above this many nodes validated, in a thread, so the
-# event loop goes on answering other requests meanwhile.
-LARGE_BODY_BYTES = 256 * 1024
+# Prompts above this many nodes are validated in a thread, so the event loop goes on answering.
 LARGE_PROMPT_NODES = 500
-
-
-async def read_json(request: web.Request) -> Any:
-    """The request's JSON body, within `max_prompt_bytes` and `max_json_depth`, or a 4xx saying why."""
-    settings = state_of(request).settings
-    limit = settings.max_prompt_bytes
-    too_large = f"the body is over {limit} bytes, the limit for JSON requests (setting max_prompt_bytes)"
-    if request.content_length is not None and request.content_length > limit:
-        raise json_error(413, "request_too_large", too_large)
-    data = bytearray()
-    while chunk := await request.content.read(2**16):
-        data += chunk
-        if len(data) > limit:
-            raise json_error(413, "request_too_large", too_large)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise json_error(400, "invalid_json", "the request body is not UTF-8 text; send JSON") from None
-    try:
-        if len(data) > LARGE_BODY_BYTES:
-            return await in_thread_paused(parse_json, text, settings.max_json_depth)
-        return parse_json(text, settings.max_json_depth)
-    except JsonBodyError as error:
-        raise json_error(400, error.kind, str(error)) from None
-
-
-async def optional_json(request: web.Request) -> dict[str, Any]:
-    """The JSON object of a request whose body may be empty ({} then)."""
-    if not request.can_read_body:
-        return {}
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise json_error(400, "invalid_body", "send a JSON object (or nothing)")
-    return body
 
 
 class BadRequest(Exception):
@@ -439,6 +411,20 @@ async def post_interrupt(request: web.Request) -> web.Response:
         if wanted is None or wanted == item.prompt_id:
             state.backend.interrupt(item.prompt_id)
     return web.json_response({})
+
+
+def cancel_prompt(state: ServerState, prompt_id: str) -> bool:
+    """Stop a running prompt or take a waiting one off the queue; False if it is neither."""
+    running, _ = state.queue.snapshot()
+    if any(item.prompt_id == prompt_id for item in running):
+        state.backend.interrupt(prompt_id)
+        return True
+    removed = state.queue.remove([prompt_id])
+    if not removed:
+        return False
+    state.store.delete(removed)
+    broadcast_status(state)
+    return True
 
 
 def history_entry(item: StoredPrompt) -> dict[str, Any]:
@@ -620,24 +606,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return await state.clients.connect(request, status_message(state))
 
 
-async def index(request: web.Request) -> web.StreamResponse:
-    page = WEB_ROOT / "index.html"
-    if page.is_file():
-        return web.FileResponse(page)
-    return web.Response(text="depthgraph server: the API is at /prompt, /queue, /history, /ws\n")
-
-
 # --- the app ---------------------------------------------------------------------------------------
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def get_embeddings(request: web.Request) -> web.Response:
     """ComfyUI's list of textual-inversion embeddings by name; SD2-depth prompts here use none."""
-    return web.json_response([])
-
-
-async def get_extensions(request: web.Request) -> web.Response:
-    """The script URLs ComfyUI's front end loads as extensions; depthgraph serves none to it yet."""
     return web.json_response([])
 
 
@@ -663,7 +637,6 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/graph/read", post_graph_read),
     ("GET", "/ws", websocket),
     ("GET", "/embeddings", get_embeddings),
-    ("GET", "/extensions", get_extensions),
 ]
 
 
@@ -680,8 +653,7 @@ def create_app(
     owns_backend = backend is None
     store = PromptStore(store_path(settings.data_dir))  # first: a damaged store stops before Ray starts
     backend = backend or make_backend(settings, engine)
-    # Answered to a front end's `feature_flags`: previews are plain JPEG frames (no metadata frames).
-    features = {"supports_preview_metadata": False, "max_upload_size": settings.max_upload_bytes}
+    features = server_features(settings.max_upload_bytes)  # the answer to a front end's `feature_flags`
     clients = Clients(settings.max_socket_backlog_bytes, settings.max_id_length, features)
     state = ServerState(engine, backend, store, PromptQueue(), settings, clients)
     state.outbox = Outbox(lambda batch: deliver(state, batch))
@@ -689,12 +661,16 @@ def create_app(
     install(app, settings.allow_origins, settings.allow_hosts)
     app[STATE] = state
     app[FILES], app[LIMITS] = engine.files, settings
-    for method, path, handler in ROUTES:
+    app[JOBS] = Jobs(store, lambda prompt_id: cancel_prompt(state, prompt_id))
+    routes = [
+        *ROUTES,
+        *JOB_ROUTES,
+        *add_userdata(app, settings.data_dir),
+        *add_frontend(app, settings, engine.registry),
+    ]
+    for method, path, handler in routes:
         app.router.add_route(method, path, handler)
         app.router.add_route(method, "/api" + path, handler)
-    app.router.add_get("/", index)
-    if WEB_ROOT.is_dir():
-        app.router.add_static("/web", WEB_ROOT)
 
     async def start(app: web.Application) -> None:
         state.loop = asyncio.get_running_loop()
@@ -742,6 +718,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8188) -> int:
         print(f"depthgraph: {error}", file=sys.stderr)
         return 1
     state = app[STATE]
+    if settings.frontend == "comfyui":
+        print("editor: ComfyUI's front end at /, depthgraph's at /depthgraph/", file=sys.stderr)
+        if (warning := version_warning()) is not None:
+            print(warning, file=sys.stderr)
     if settings.allow_origins:
         print(f"pages allowed to use it: {', '.join(settings.allow_origins)}", file=sys.stderr)
     if "*" in settings.allow_origins:

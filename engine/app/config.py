@@ -20,6 +20,7 @@ the home folder (`home_folder`: `$DEPTHGRAPH_HOME`, else the checkout). Example:
       vae_tiling: auto       # auto: tiles above 768 px; on: 512 px tiles; off
       low_memory: false      # only the component in use on the GPU, VAE tiled, no compiling
       vram_budget: 10GiB     # weights + cached results on the GPU; omit for no limit
+    frontend: depthgraph     # the editor at /: depthgraph (built in) or comfyui (pip install 'depthgraph[comfyui]')
     allow_origins: [http://localhost:5173]  # web pages besides the server's own that may use it
     allow_hosts: [studio.lan]                 # host names besides IP addresses and localhost
     max_output_pixels: 67108864               # budgets: each refusal names its setting
@@ -56,6 +57,9 @@ _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "m
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout (or the installed package) holding engine/
 HOME_ENV = "DEPTHGRAPH_HOME"
+# The editors `serve` can put at /: depthgraph's own (web/), or ComfyUI's official front end from the
+# comfyui-frontend-package wheel (server_frontend.py), with depthgraph's at /depthgraph/ beside it.
+FRONTENDS = ("depthgraph", "comfyui")
 
 
 def home_folder() -> Path:
@@ -118,6 +122,7 @@ class Settings:
     # ("*" is any page on the web: dangerous), and host names besides IP addresses and localhost.
     allow_origins: list[str] = field(default_factory=list)
     allow_hosts: list[str] = field(default_factory=list)
+    frontend: str = "depthgraph"  # the editor served at /: one of FRONTENDS
     # Budgets, each checked before the work it bounds starts; every message names its setting.
     max_output_pixels: int = (
         64 * 2**20
@@ -127,6 +132,7 @@ class Settings:
     max_json_depth: int = 64  # nesting of lists and objects in a request body
     max_id_length: int = 256  # characters of a client_id or prompt_id
     max_upload_parts: int = 16  # parts of one multipart upload
+    max_userdata_bytes: int = 32 * 2**20  # one file the front end stores (a workflow, the settings)
     max_text_chunk_bytes: int = 16 * 2**20  # a PNG's text chunks (graphs), decompressed, in all
     max_socket_backlog_bytes: int = (
         8 * 2**20
@@ -238,6 +244,10 @@ def _apply(settings: Settings, data: Mapping[str, Any], path: Path) -> None:
                 setattr(settings, key, allowed(key, value))
             except ValueError as error:
                 raise ConfigError(f"config file {path}: {error}") from None
+        elif key == "frontend":
+            if value not in FRONTENDS:
+                raise ConfigError(f"config file {path}: frontend must be one of {', '.join(FRONTENDS)}")
+            settings.frontend = value
         elif key == "dtype":
             if value not in DTYPES:
                 raise ConfigError(f"config file {path}: dtype must be one of {', '.join(DTYPES)}")

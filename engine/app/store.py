@@ -445,6 +445,10 @@ class PromptStore:
             return items[-max_items:] if max_items else []
         return items[offset : offset + max_items]
 
+    def with_status(self, statuses: Iterable[str]) -> list[StoredPrompt]:
+        """Every prompt whose status is one of `statuses` (what waits in memory included), unordered."""
+        return self._with_status(tuple(statuses))
+
     def counts(self) -> dict[str, int]:
         """How many prompts have each status."""
         with self._lock:

@@ -308,7 +308,9 @@ async def test_previews_arrive_as_binary_frames_with_the_comfyui_header_for_a_cl
     assert frames
     assert frames[0][:8] == b"\x00\x00\x00\x01\x00\x00\x00\x01" and frames[0][8:10] == b"\xff\xd8"  # JPEG
     flags = [text["data"] for text in texts if text["type"] == "feature_flags"]
-    assert flags == [{"supports_preview_metadata": False, "max_upload_size": settings.max_upload_bytes}]
+    assert len(flags) == 1 and flags[0]["supports_preview_metadata"] is False  # plain JPEG frames
+    assert flags[0]["max_upload_size"] == settings.max_upload_bytes
+    assert flags[0]["assets"] is False  # else the front end asks an asset service depthgraph lacks
 
 
 async def test_a_script_that_does_not_ask_gets_no_previews_only_its_results(client: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from ...formats.graph_file import GraphFileError
 from ...models.devices import DEVICE_CHOICES
 from ...models.fetch import DEFAULT_REPO
-from ..config import EXECUTORS, ConfigError, Settings, allowed, load_settings, parse_bytes
+from ..config import EXECUTORS, FRONTENDS, ConfigError, Settings, allowed, load_settings, parse_bytes
 from ..overrides import (
     UsageError,
     apply_overrides,
@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="answer requests sent to this host name besides IP addresses and localhost (repeatable)",
+    )
+    serve.add_argument(
+        "--frontend",
+        choices=FRONTENDS,
+        help="the editor at /: depthgraph (default, built in) or comfyui, ComfyUI's official front end "
+        "(pip install 'depthgraph[comfyui]'), with depthgraph's editor at /depthgraph/",
     )
     serve.add_argument("--models-dir", type=Path)
     serve.add_argument("--input-dir", type=Path)
@@ -251,7 +257,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         settings = load_settings(args.config)
     except ConfigError as error:
         raise UsageError(str(error)) from None
-    for name in ("models_dir", "input_dir", "output_dir", "data_dir", "device"):
+    for name in ("models_dir", "input_dir", "output_dir", "data_dir", "device", "frontend"):
         value = getattr(args, name, None)
         if value is not None:
             setattr(settings, name, value)
