@@ -32,7 +32,7 @@ EXTENSION_ROOT = WEB_ROOT / "comfyui"  # depthgraph's extensions for the officia
 EXTENSION_URL = "/extensions/depthgraph"
 FRONTEND_PACKAGE = "comfyui_frontend_package"
 # The releases of the official front end the browser tests ran against (pyproject's `comfyui` extra).
-TESTED_VERSIONS = ((1, 58), (1, 59))
+TESTED_VERSIONS = ((1, 58),)
 FRONTEND_ROOT = web.AppKey("frontend_root", Path)
 TEMPLATE_THUMBNAIL = (400, 300)
 
