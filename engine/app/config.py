@@ -20,7 +20,7 @@ the home folder (`home_folder`: `$DEPTHGRAPH_HOME`, else the checkout). Example:
       vae_tiling: auto       # auto: tiles above 768 px; on: 512 px tiles; off
       low_memory: false      # only the component in use on the GPU, VAE tiled, no compiling
       vram_budget: 10GiB     # weights + cached results on the GPU; omit for no limit
-    frontend: depthgraph     # the editor at /: depthgraph (built in) or comfyui (pip install 'depthgraph[comfyui]')
+    frontend: depthgraph     # the editor at /: depthgraph's own, or comfyui (needs depthgraph[comfyui])
     allow_origins: [http://localhost:5173]  # web pages besides the server's own that may use it
     allow_hosts: [studio.lan]                 # host names besides IP addresses and localhost
     max_output_pixels: 67108864               # budgets: each refusal names its setting

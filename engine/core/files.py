@@ -78,6 +78,17 @@ class DiskFullError(OSError):
     """The disk (or the user's quota) is full: nothing was saved under the name asked for."""
 
 
+FOLDER_ANNOTATIONS: dict[str, FolderKind] = {" [input]": "input", " [output]": "output", " [temp]": "temp"}
+
+
+def split_annotation(name: str) -> tuple[FolderKind, str]:
+    """ComfyUI's annotated file names: `x.png [output]` is x.png in the output folder."""
+    for suffix, kind in FOLDER_ANNOTATIONS.items():
+        if name.endswith(suffix):
+            return kind, name[: -len(suffix)]
+    return "input", name
+
+
 def check_relative_name(name: str, what: str = "file name") -> PurePosixPath:
     """Return `name` as a relative path with no `..` parts, or raise `UnsafePathError`."""
     if "\x00" in name:
@@ -153,10 +164,22 @@ class FileStore:
         return self.resolve(saved.kind, saved.filename, saved.subfolder)
 
     def resolve_input(self, name: str) -> Path:
-        """An input file: one named on the command line, or a name inside the input folder."""
+        """An input file: one named on the command line, or a name inside the input folder (or, as
+        ComfyUI's front end writes after its mask editor or "paste", `name [output]` in another)."""
         if name in self.extra_inputs:
             return self.extra_inputs[name]
-        return self.resolve("input", name)
+        kind, plain = split_annotation(name)
+        return self.resolve(kind, plain)
+
+    def annotated_exists(self, name: str) -> bool:
+        """Whether `name` carries a folder annotation (`x.png [input]`) and that file exists."""
+        kind, plain = split_annotation(name)
+        if plain == name:
+            return False
+        try:
+            return self.resolve(kind, plain).is_file()
+        except (UnsafePathError, OSError):
+            return False
 
     def list_inputs(self, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> list[str]:
         """Names of the files in the input folder (subfolders included) with one of `extensions`,

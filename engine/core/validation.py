@@ -348,7 +348,8 @@ def checked_constant(spec: InputSpec, value: Any, files: FileStore) -> Any:
             raise ConstantError(Code.CUSTOM_VALIDATION_FAILED, problem)
     if spec.type == COMBO:
         choices = spec.choices(files)
-        if coerced not in choices:
+        # An upload picker also takes ComfyUI's annotated names (`x.png [input]`) of existing files.
+        if coerced not in choices and not (spec.upload and files.annotated_exists(coerced)):
             if spec.missing_hint is not None:
                 raise ConstantError(Code.VALUE_NOT_IN_LIST, spec.missing_hint(files, coerced))
             if not choices:

@@ -4,7 +4,8 @@ The reverse of `workflow_convert`, for offering the graph library to ComfyUI's f
 each node gets its sockets from the registry, links become the workflow's link list, widget values
 are written in the node's widget order (with the "control after generate" value ComfyUI's front end
 keeps after a seed, `fixed` so that a template runs with the seed the graph gives, and the upload
-button's value after an image picker), and the places on the canvas come from the layout.
+button's value after the widgets of a node with an image picker), and the places on the canvas come
+from the layout.
 """
 
 from __future__ import annotations
@@ -97,18 +98,18 @@ def workflow_node(
             link_id = len(links) + 1
             links.append([link_id, ids[source], slot, ids[node_id], len(slots), spec.type])
             readers.setdefault((source, slot), []).append(link_id)
-            entry = {"name": spec.name, "type": spec.type, "link": link_id}
+            slot_entry: dict[str, Any] = {"name": spec.name, "type": spec.type, "link": link_id}
             if spec.is_widget:
-                entry["widget"] = {"name": spec.name}
-            slots.append(entry)
+                slot_entry["widget"] = {"name": spec.name}
+            slots.append(slot_entry)
         if spec.is_widget:
             widgets.append(spec.default if linked else value)
             if spec.type == INT and spec.name in SEED_NAMES:
                 widgets.append("fixed")
-            if spec.upload == "image":
-                widgets.append("image")
         elif not linked:
             slots.append({"name": spec.name, "type": spec.type, "link": None})
+    if any(spec.upload for spec in definition.inputs):
+        widgets.append("image")  # the upload button's value, after all the node's own widgets
     title = node.get("_meta", {}).get("title")
     entry: dict[str, Any] = {
         "id": ids[node_id],

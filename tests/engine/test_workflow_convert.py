@@ -108,3 +108,12 @@ def test_a_bypassed_node_fed_by_its_own_output_is_refused() -> None:
     }
     with pytest.raises(WorkflowError, match="fed by its own output"):
         workflow_to_prompt(workflow, REGISTRY)
+
+
+def test_widget_values_stored_by_name_fill_widgets_only() -> None:
+    workflow = {"nodes": [node(1, "Number", [], outputs=("INT",)), node(2, "Show", [])], "links": []}
+    workflow["nodes"][0]["widgets_values"] = {"value": 4}
+    workflow["nodes"][1]["widgets_values"] = {"value": 4}
+    prompt = workflow_to_prompt(workflow, REGISTRY)
+    assert prompt["1"]["inputs"] == {"value": 4}
+    assert prompt["2"]["inputs"] == {}, "Show's `value` is a socket, not a widget"
