@@ -42,12 +42,12 @@ from depthgraph.engine.formats.graph_library import list_library, read_dropped_g
 from depthgraph.engine.formats.workflow_convert import WorkflowError, workflow_to_prompt
 from depthgraph.server_events import Clients
 from depthgraph.server_files import FILES, LIMITS, get_view, post_upload_image, post_upload_mask
-from depthgraph.server_frontend import add_frontend, server_features, version_warning
+from depthgraph.server_frontend import FRONTEND_ROUTES, add_frontend, server_features, version_warning
 from depthgraph.server_jobs import JOB_ROUTES, JOBS, Jobs
 from depthgraph.server_progress import ProgressState
 from depthgraph.server_requests import optional_json, read_json
 from depthgraph.server_security import error_response, install
-from depthgraph.server_userdata import add_userdata
+from depthgraph.server_userdata import USERDATA_ROUTES, add_userdata
 
 log = logging.getLogger("depthgraph.server")
 PREVIEW_IMAGE = 1
@@ -640,6 +640,10 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
+# Every route ComfyUI's clients and front end use, each also under /api.
+API_ROUTES = [*ROUTES, *JOB_ROUTES, *USERDATA_ROUTES, *FRONTEND_ROUTES]
+
+
 def create_app(
     settings: Settings | None = None,
     engine: Engine | None = None,
@@ -662,15 +666,11 @@ def create_app(
     app[STATE] = state
     app[FILES], app[LIMITS] = engine.files, settings
     app[JOBS] = Jobs(store, lambda prompt_id: cancel_prompt(state, prompt_id))
-    routes = [
-        *ROUTES,
-        *JOB_ROUTES,
-        *add_userdata(app, settings.data_dir),
-        *add_frontend(app, settings, engine.registry),
-    ]
-    for method, path, handler in routes:
+    add_userdata(app, settings.data_dir)
+    for method, path, handler in API_ROUTES:
         app.router.add_route(method, path, handler)
         app.router.add_route(method, "/api" + path, handler)
+    add_frontend(app, settings, engine.registry)  # after the API: its routes at / must not hide any
 
     async def start(app: web.Application) -> None:
         state.loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ lists: its own core extensions and depthgraph's (web/comfyui/, the depth view).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import importlib.util
 import io
 from dataclasses import dataclass
@@ -292,15 +293,14 @@ FRONTEND_ROUTES: list[tuple[str, str, Any]] = [
 ]
 
 
-def add_frontend(app: web.Application, settings: Settings, registry: NodeRegistry) -> list[Any]:
-    """Routes for `settings.frontend` at `/` (after the API's, so they win), and the other editor;
-    returns the API routes the front ends use (added with and without /api)."""
+def add_frontend(app: web.Application, settings: Settings, registry: NodeRegistry) -> None:
+    """The editor `settings.frontend` names at `/`, the other one beside it, and the templates (the
+    API routes the front ends use are FRONTEND_ROUTES)."""
     app[LIBRARY] = Library(settings.graphs_dir, registry, settings.models_dir, settings.max_upload_bytes)
     app.router.add_get("/templates/index.json", get_template_index)
     app.router.add_get("/templates/index_logo.json", get_template_logos)
     app.router.add_get("/templates/{name}", get_template_file)
     add_static(app, settings)
-    return FRONTEND_ROUTES
 
 
 def add_static(app: web.Application, settings: Settings) -> None:
@@ -325,7 +325,7 @@ def add_static(app: web.Application, settings: Settings) -> None:
             app.router.add_get(f"/{entry.name}", static_file(entry))
 
 
-def static_file(path: Path) -> web.Handler:
+def static_file(path: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(path)
 

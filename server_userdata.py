@@ -246,7 +246,7 @@ async def move_userdata(request: web.Request) -> web.Response:
     return saved(request, target, root)
 
 
-ROUTES: list[tuple[str, str, Any]] = [
+USERDATA_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/users", get_users),
     ("GET", "/settings", get_settings),
     ("POST", "/settings", post_settings),
@@ -260,8 +260,7 @@ ROUTES: list[tuple[str, str, Any]] = [
 ]
 
 
-def add_userdata(app: web.Application, data_dir: Path) -> list[tuple[str, str, Any]]:
-    """Keep the user's files under `data_dir` and return the routes (added with and without /api)."""
+def add_userdata(app: web.Application, data_dir: Path) -> None:
+    """Keep the user's files under `data_dir` (the routes are USERDATA_ROUTES)."""
     app[USER_ROOT] = data_dir / "users" / USER
     app[SETTINGS_LOCK] = asyncio.Lock()
-    return ROUTES

@@ -146,8 +146,23 @@ MULTIPART_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 
 
 # --- the catalogue -----------------------------------------------------------------------------------
-PLAIN_PATH_VALUES = {"{prompt_id}": "no-such-prompt", "{node_class}": "Number", "{name}": "depth2img.json"}
-JSON_POST_ROUTES = ("/prompt", "/queue", "/history", "/interrupt", "/free", "/workflow/convert")
+PLAIN_PATH_VALUES = {
+    "{prompt_id}": "no-such-prompt",
+    "{node_class}": "Number",
+    "{name}": "depth2img.json",
+    "{setting_id}": "Comfy.Test",
+    "{file}": quote("workflows/x.json", safe=""),
+    "{dest}": quote("workflows/y.json", safe=""),
+    "{job_id}": "no-such-job",
+    "{subgraph_id}": "no-such-subgraph",
+    "{folder}": "checkpoints",
+}
+JSON_POST_ROUTES = ("/prompt", "/queue", "/history", "/interrupt", "/free", "/workflow/convert", "/settings")
+# Routes whose body is any JSON value (a setting's value), or a user's file kept as sent (a .json name
+# must hold JSON), or none at all: only what they cannot take is refused.
+ANY_JSON_ROUTES = ("/settings/{setting_id}",)
+FILE_BODY_ROUTES = ("/userdata/{file}",)
+NO_BODY_ROUTES = ("/userdata/{file}/move/{dest}", "/jobs/{job_id}/cancel")
 OPTIONAL_BODY_ROUTES = ("/interrupt", "/free")
 UPLOAD_ROUTES = ("/upload/image", "/upload/mask")
 WRONG_TYPED_JSON = {
@@ -183,22 +198,25 @@ def junk_body_cases(routes: Iterable[tuple[str, str, Any]]) -> list[Case]:
     """Bodies that are no JSON object at all, on every POST route."""
     cases: list[Case] = []
     for method, path, _ in routes:
-        if method != "POST":
+        if method != "POST" or path in NO_BODY_ROUTES:
             continue
         junk: dict[str, bytes] = {"not JSON": b"{ nope", "not UTF-8": b"\xff\xfe\xfa{"}
-        if path in UPLOAD_ROUTES:
+        if path in FILE_BODY_ROUTES:
+            junk["100,000-deep nesting"] = deep_list(DEEP).encode()
+        elif path in UPLOAD_ROUTES:
             junk["JSON, no multipart"] = b'{"image": "x"}'
         else:
             junk["2 MiB of junk"] = b"x" * (2 * MEBIBYTE)
             junk["100,000-deep nesting"] = deep_list(DEEP).encode()
             junk["5,001-digit number"] = digits(5001).encode()
-            junk.update({f"JSON {kind}": value.encode() for kind, value in WRONG_TYPED_JSON.items()})
+            if path not in ANY_JSON_ROUTES:
+                junk.update({f"JSON {kind}": value.encode() for kind, value in WRONG_TYPED_JSON.items()})
         if path not in OPTIONAL_BODY_ROUTES:
             junk["empty"] = b""
         if path in JSON_POST_ROUTES:
             junk["NaN"] = b"NaN"
         for name, data in junk.items():
-            cases.append(Case(f"POST {path} {name}", "POST", path, data))
+            cases.append(Case(f"POST {path} {name}", "POST", fill(path), data))
     return cases
 
 
@@ -315,7 +333,7 @@ def workflow_cases() -> list[Case]:
         ("a type is unknown", workflow_with(set_at(("nodes", 0, "type"), "Mystery"))),
         ("links are 5", workflow_with(set_at(("links",), 5))),
         ("links are text", workflow_with(set_at(("links",), "x"))),
-        ("links are an object", workflow_with(set_at(("links",), {"1": [1, 1, 0, 2, 0, "INT"]}))),
+        ("links are an object of text", workflow_with(set_at(("links",), {"1": "a link"}))),
         ("a link is 5", workflow_with(set_at(("links", 0), 5))),
         ("a link is text", workflow_with(set_at(("links", 0), "x"))),
         ("a link is too short", workflow_with(set_at(("links", 0), [1, 2]))),
@@ -441,8 +459,27 @@ def query_cases() -> list[Case]:
         ("/view", (("filename", "no-such-file.png"),)),
         ("/view", (("filename", ".."), ("type", "input"))),
         ("/view", (("filename", "."), ("type", "input"))),
+        ("/userdata", ()),
+        ("/userdata", (("dir", ""),)),
+        ("/userdata", (("dir", "../.."),)),
+        ("/userdata", (("dir", "/etc"),)),
+        ("/userdata", (("dir", "workflows\x00"),)),
+        ("/userdata", (("dir", "d" * 5000),)),
+        ("/userdata", (("dir", quote("../../etc", safe="")),)),
+        ("/jobs", (("status", "bogus"),)),
+        ("/jobs", (("status", "pending,done"),)),
+        ("/jobs", (("limit", "0"),)),
+        ("/jobs", (("limit", "x"),)),
+        ("/jobs", (("limit", "1" * 40),)),
+        ("/jobs", (("offset", "1.5"),)),
+        ("/jobs", (("sort_by", "name"),)),
+        ("/jobs", (("sort_order", "up"),)),
     ]
     answered = [
+        ("/jobs", (("offset", "-5"),)),
+        ("/jobs", (("status", "completed,failed,cancelled"), ("limit", "64"), ("offset", "0"))),
+        ("/userdata", (("dir", "workflows"), ("recurse", "true"), ("full_info", "true"))),
+        ("/userdata", (("dir", "no-such-folder"), ("split", "true"))),
         ("/history", (("max_items", "99999999999999999999"),)),
         ("/history", (("offset", "99999999999999999999"),)),
         ("/prompt", (("x", "y" * 5000),)),
@@ -471,8 +508,25 @@ def path_cases() -> list[Case]:
         "/graphs/.hidden.json",
         "/ws",
         "/ws?clientId=" + "c" * 5000,
+        "/userdata/" + quote("../../etc/passwd", safe=""),
+        "/userdata/" + quote("/etc/passwd", safe=""),
+        "/userdata/" + quote("workflows/../../../x.json", safe=""),
+        "/userdata/" + quote(quote("../../etc/passwd", safe=""), safe=""),  # encoded twice
+        "/userdata/%00",
+        "/userdata/" + "a" * 5000,
+        "/userdata/" + quote("workflows/no-such.json", safe=""),
+        "/userdata/" + quote("a//b.json", safe=""),
+        "/jobs/no-such-job",
+        "/experiment/models/no-such-folder",
+        "/templates/no-such-graph.json",
+        "/templates/" + quote("../graphs/depth2img.json", safe=""),
+        "/templates/.hidden.json",
+        "/templates/depth2img.exe",
     ]
     answered = [
+        "/global_subgraphs/no-such-subgraph",
+        "/settings/" + "s" * 300,
+        "/templates/index.json",
         "/history/" + "x" * 5000,
         "/history/%00",
         "/history/%ED%A0%80",
@@ -524,12 +578,29 @@ def body_field_cases() -> list[Case]:
         "/queue": [{"delete": 5}, {"delete": "abc"}, {"delete": [[1]]}, {"delete": [{"a": 1}]}],
         "/history": [{"delete": 5}, {"delete": "abc"}, {"delete": [[1]]}, {"delete": [{"a": 1}]}],
         "/interrupt": [{"prompt_id": [1]}, {"prompt_id": {"a": 1}}],
+        "/jobs/cancel": [{"job_ids": 5}, {"job_ids": ["x"]}, {"job_ids": [[1]]}, {}],
     }
     return [
         Case(f"POST {path} {json.dumps(value)}", "POST", path, text_of(value))
         for path, values in fields.items()
         for value in values
     ]
+
+
+def userdata_cases() -> list[Case]:
+    """Writes and moves that would leave the user's folder, or take a name no file may have."""
+    outside = ["../x.json", "/tmp/x.json", "workflows/../../x.json", "a\x00.json", "", "workflows/"]
+    cases = [
+        Case(f"POST /userdata/{name!r}", "POST", "/userdata/" + quote(name, safe=""), b"{}")
+        for name in outside
+    ]
+    source = "/userdata/" + quote("workflows/x.json", safe="")
+    cases += [
+        Case(f"POST move to {name!r}", "POST", f"{source}/move/" + quote(name, safe=""), None, None)
+        for name in outside[:4]
+    ]
+    cases.append(Case("POST /settings/x a 5,001-digit value", "POST", "/settings/x", digits(5001).encode()))
+    return cases
 
 
 def catalogue(routes: Iterable[tuple[str, str, Any]]) -> list[Case]:
@@ -544,6 +615,7 @@ def catalogue(routes: Iterable[tuple[str, str, Any]]) -> list[Case]:
         *query_cases(),
         *path_cases(),
         *upload_cases(),
+        *userdata_cases(),
     ]
 
 

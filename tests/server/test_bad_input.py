@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from depthgraph.engine.app.config import Settings
-from depthgraph.server import ROUTES, create_app
+from depthgraph.server import API_ROUTES, create_app
 from depthgraph.server_security import INTERNAL_ERRORS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +24,7 @@ from tests.server.conftest import ROOT, make_engine
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 PREFIXES = ("", "/api")
-CASES = hostile.catalogue(ROUTES)
+CASES = hostile.catalogue(API_ROUTES)
 TIMEOUT = aiohttp.ClientTimeout(total=30)
 EXAMPLES = settings(
     max_examples=60,
@@ -107,7 +107,7 @@ async def test_a_bad_request_gets_a_json_error_and_the_server_keeps_answering(
 
 
 async def test_the_catalogue_walks_every_route_with_enough_cases() -> None:
-    assert {hostile.fill(path) for _, path, _ in ROUTES} <= {case.path for case in CASES}
+    assert {hostile.fill(path) for _, path, _ in API_ROUTES} <= {case.path for case in CASES}
     assert len(CASES) * len(PREFIXES) >= 150
 
 
