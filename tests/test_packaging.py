@@ -51,6 +51,10 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
         "depthgraph/engine/core/registry.py",
         "depthgraph/engine/app/cli/__init__.py",
         "depthgraph/nodes/__init__.py",
+        "depthgraph/web/index.html",
+        "depthgraph/web/js/main.js",
+        "depthgraph/web/vendor/litegraph/litegraph.es.js",
+        "depthgraph/graphs/depth2img.json",
     ):
         assert expected in names, expected
     assert not any(name.startswith("depthgraph/tests/") for name in names)
