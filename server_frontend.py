@@ -9,9 +9,9 @@ lists: its own core extensions and depthgraph's (web/comfyui/, the depth view).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 import importlib.util
 import io
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -137,9 +137,14 @@ def server_features(max_upload_bytes: int) -> dict[str, Any]:
     }
 
 
+# Words the front end shows for what depthgraph's extension adds (its toolbar button's tooltip is the
+# command's label from here); depthgraph's nodes have English names only.
+MESSAGES = {"en": {"commands": {"depthgraph_openDepthView": {"label": "Open depth view"}}}}
+
+
 async def get_i18n(request: web.Request) -> web.Response:
-    """Translations node packs bring for the front end; depthgraph's nodes have English names only."""
-    return web.json_response({})
+    """Translations for the front end, by language, as node packs bring them to ComfyUI."""
+    return web.json_response(MESSAGES)
 
 
 async def get_global_subgraphs(request: web.Request) -> web.Response:

@@ -53,6 +53,8 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
         "depthgraph/nodes/__init__.py",
         "depthgraph/web/index.html",
         "depthgraph/web/js/main.js",
+        "depthgraph/web/comfyui/depth_view.js",
+        "depthgraph/web/comfyui/depth_view.css",
         "depthgraph/web/vendor/litegraph/litegraph.es.js",
         "depthgraph/graphs/depth2img.json",
     ):

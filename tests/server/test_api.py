@@ -376,7 +376,7 @@ async def test_numbers_are_whole_and_the_client_id_is_in_the_extra_data_as_comfy
 
 async def test_the_routes_comfyui_clients_call_on_start_answer_as_comfyui_does(client: Any) -> None:
     assert await (await client.get("/embeddings")).json() == []
-    assert await (await client.get("/api/extensions")).json() == []
+    assert await (await client.get("/api/extensions")).json() == ["/extensions/depthgraph/depth_view.js"]
     system = (await (await client.get("/system_stats")).json())["system"]
     assert isinstance(system["argv"], list)
 

@@ -124,7 +124,8 @@ function range(label, min, max, step, value, onInput, testid) {
   return element("label", {}, label, input);
 }
 
-/** Open the viewer for {depth, result, input} image URLs (input may be null). */
+/** Open the viewer for {depth, result, input} image URLs (input may be null); returns its overlay element,
+ * `select(tab)` and `close()`. */
 export function openDepthView({ depth, result, input }) {
   const depthPane = element("div", { class: "pane", testid: "depth-gray" }, element("img", { src: depth, alt: "depth map" }));
   const canvas = element("canvas", { testid: "depth-parallax" });
@@ -184,5 +185,5 @@ export function openDepthView({ depth, result, input }) {
   );
   document.body.append(overlay);
   select("depth");
-  return { select, close };
+  return { overlay, select, close };
 }

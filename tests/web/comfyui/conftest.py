@@ -102,6 +102,15 @@ def watch(page: Any, server_url: str, problems: list[str]) -> None:
     page.on("response", on_response)
     page.on("requestfailed", on_failed)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    # Failed loads are judged above by their URL (the blocked outside ones are no failure here).
+    page.on(
+        "console",
+        lambda message: (
+            message.type == "error"
+            and not message.text.startswith("Failed to load resource")
+            and problems.append(f"console error: {message.text[:500]}")
+        ),
+    )
 
 
 @pytest.fixture
