@@ -74,12 +74,9 @@ def read_nodes(entries: list[Any]) -> dict[str, Mapping[str, Any]]:
 
 
 def read_links(entries: Any) -> dict[LinkId, Link]:
-    """Each link by id, from the list form (schema 0.4), the object form (schema 1) or an object of
-    links by id (as some subgraph definitions are written)."""
+    """Each link by id, from the list of lists (schema 0.4) or of objects (schema 1, subgraphs)."""
     if entries is None:
         return {}
-    if isinstance(entries, Mapping):
-        entries = list(entries.values())
     if not isinstance(entries, list):
         raise WorkflowError(f"the workflow's 'links' is {describe(entries)}; it is a list of links")
     links: dict[LinkId, Link] = {}

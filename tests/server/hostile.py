@@ -333,7 +333,7 @@ def workflow_cases() -> list[Case]:
         ("a type is unknown", workflow_with(set_at(("nodes", 0, "type"), "Mystery"))),
         ("links are 5", workflow_with(set_at(("links",), 5))),
         ("links are text", workflow_with(set_at(("links",), "x"))),
-        ("links are an object of text", workflow_with(set_at(("links",), {"1": "a link"}))),
+        ("links are an object", workflow_with(set_at(("links",), {"1": [1, 1, 0, 2, 0, "INT"]}))),
         ("a link is 5", workflow_with(set_at(("links", 0), 5))),
         ("a link is text", workflow_with(set_at(("links", 0), "x"))),
         ("a link is too short", workflow_with(set_at(("links", 0), [1, 2]))),

@@ -50,12 +50,20 @@ def same_graph(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 
 
 def open_template(frontend: FrontEnd, title: str, size: int) -> None:
-    """Through the template browser, as a user opens one: the sidebar's Templates button, a card."""
+    """Through the template browser, as a user opens one: the sidebar's Templates button, a card;
+    done when the canvas holds that graph (not merely as many nodes as the one before)."""
     page = frontend.page
+    name = next(entry.name for entry in list_library(ROOT / "graphs") if entry.title == title)
+    expected = sorted(f"{key}:{node['class_type']}" for key, node in library_prompt(name).items())
+    assert len(expected) == size
     if not page.get_by_role("dialog").count():
         page.locator("button[aria-label=Templates]").first.click()
     page.get_by_role("dialog").get_by_text(title, exact=True).first.click()
-    page.wait_for_function("n => app.graph._nodes.length === n", arg=size)
+    page.wait_for_function(
+        "expected => JSON.stringify(app.graph._nodes.map((n) => `${n.id}:${n.type}`).sort())"
+        " === JSON.stringify(expected) && !document.querySelector('[role=dialog]')",
+        arg=sorted(expected, key=str),
+    )
 
 
 def test_the_front_end_boots_and_knows_every_node_with_its_widgets(frontend: FrontEnd) -> None:
