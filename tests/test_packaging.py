@@ -54,7 +54,7 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
         "depthgraph/web/index.html",
         "depthgraph/web/js/main.js",
         "depthgraph/web/comfyui/depth_view.js",
-        "depthgraph/web/comfyui/depth_view.css",
+        "depthgraph/web/depth_view.css",
         "depthgraph/web/vendor/litegraph/litegraph.es.js",
         "depthgraph/graphs/depth2img.json",
     ):

@@ -8,7 +8,7 @@ import { openDepthView } from "/web/js/depth_view.js";
 import { depthViewSources } from "/web/js/panels.js";
 
 const COMMAND = "depthgraph.openDepthView";
-const STYLE_URL = "/extensions/depthgraph/depth_view.css";
+const STYLE_URL = "/web/depth_view.css";
 
 // Every image a finished run saved (by URL) → that run's API prompt and outputs, and the node that saved it.
 // A node's images are looked up here, so the menu only offers the view for what the node shows now.

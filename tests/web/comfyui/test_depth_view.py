@@ -14,7 +14,7 @@ from tests.web.comfyui.conftest import FrontEnd
 EXTENSION = "/extensions/depthgraph/depth_view.js"
 
 REGISTERED = """() => window.app.extensions.some((extension) => extension.name === "depthgraph.DepthView")
-    && document.querySelector('link[href="/extensions/depthgraph/depth_view.css"]') !== null"""
+    && document.querySelector('link[href="/web/depth_view.css"]') !== null"""
 
 # Two steps instead of fifty, so the run takes seconds on CPU; returns the ids of the two Save nodes.
 LOWER_AND_QUEUE = """async () => {
