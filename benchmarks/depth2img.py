@@ -1,18 +1,23 @@
-"""Depth-to-image through the graph engine vs diffusers' StableDiffusionDepth2ImgPipeline, on the very
-same components and settings, alternating in one process.
+"""Depth-to-image through the graph engine vs diffusers' StableDiffusionDepth2ImgPipeline, and plain
+image-to-image vs StableDiffusionImg2ImgPipeline, on the very same components and settings,
+alternating in one process.
 
     python benchmarks/depth2img.py                         # CPU: tiny-random, 256×256, 20 steps
     python benchmarks/depth2img.py --device cuda           # GPU: full size, 512x1, 768x1, 512x4, 50 steps
     python benchmarks/depth2img.py --device cuda --no-compile   # the engine without torch.compile
     python benchmarks/depth2img.py --compile --cases 64x1 --steps 10   # compiling on a CPU
     python benchmarks/depth2img.py --device cuda --low-memory   # the engine alone, low-memory mode
+    python benchmarks/depth2img.py --tasks img2img         # image-to-image only (default: both tasks)
 
 Every case (`--cases 512x1,768x1,512x4`: image size x batch) runs strength 1.0, guidance 7.5, the
 PNDM scheduler, one prompt. (a) diffusers' pipeline as its documentation loads it,
 `from_pretrained(folder, torch_dtype=dtype).to(device)`: SDPA attention, its depth estimator in the
 pipeline's dtype under autocast. (b) the depth-to-image graph through the engine with its default
 acceleration (on CUDA: compiled UNet and VAE decoder, CUDA graphs, channels-last, fused QKV); a batch
-repeats the encoded image with RepeatLatentBatch, as diffusers' `num_images_per_prompt` does.
+repeats the encoded image with RepeatLatentBatch, as diffusers' `num_images_per_prompt` does. The
+img2img task (`--tasks`) runs the same cases on an SD 2.x base model (`tiny-sd21`'s weights, or the
+full-size SD 2.x architecture with random weights) through the Sampler node, against
+StableDiffusionImg2ImgPipeline.
 
 `--full-size` (the default on CUDA) builds the real SD2-depth architecture (UNet 320/640/1280/1280,
 OpenCLIP-H text tower, DPT-hybrid) with random weights: timing needs no trained weights. Both sides
@@ -53,8 +58,8 @@ from depthgraph.engine.app.config import Settings
 from depthgraph.engine.app.engine import Engine
 from depthgraph.engine.core.events import Progress
 from depthgraph.engine.models.manager import COMPONENTS, WEIGHTED
-from depthgraph.engine.models.tiny import build_tiny
-from diffusers import StableDiffusionDepth2ImgPipeline
+from depthgraph.engine.models.tiny import BUILDERS, build_tiny
+from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionImg2ImgPipeline
 from PIL import Image
 
 from benchmarks.gpu_figures import (
@@ -81,6 +86,11 @@ RATIO_TARGET = {"cuda": 0.6, "cpu": 1.05}
 MATMUL_SHARE_TARGET = 0.35
 LOW_MEMORY_LIMIT = 4 * GIB
 WEIGHTED_COMPONENTS = tuple(name for name in COMPONENTS if name in WEIGHTED)
+TASKS = ("depth2img", "img2img")
+PIPELINES: dict[str, Any] = {
+    "depth2img": StableDiffusionDepth2ImgPipeline,
+    "img2img": StableDiffusionImg2ImgPipeline,
+}
 
 
 @dataclass(frozen=True)
@@ -123,13 +133,36 @@ def full_size_components() -> dict[str, Any]:
     }
 
 
-def saved_model(models_dir: Path, full_size: bool) -> str:
+def img2img_components(full_size: bool) -> dict[str, Any]:
+    """SD 2.x base: the full-size architecture with random weights, or `tiny-sd21`'s parts."""
+    from depthgraph.engine.models.tiny_families import tiny_family_builders
+
+    parts = {part: build() for part, build in tiny_family_builders("tiny-sd21").items()}
+    if full_size:
+        from depthgraph.engine.models.family_configs import SD2_CONFIGS
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        parts["unet"] = UNet2DConditionModel.from_config(SD2_CONFIGS.unet)
+        parts["vae"] = AutoencoderKL.from_config(SD2_CONFIGS.vae)
+        parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(**SD2_CONFIGS.text_encoder))
+    return {**parts, "safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+
+def saved_model(models_dir: Path, full_size: bool, task: str = "depth2img") -> str:
     """The name of the model folder both sides load, saved on first use."""
     name = "bench-full" if full_size else "bench-tiny"
+    if task == "img2img":
+        name = f"bench-img2img-{'full' if full_size else 'tiny'}"
     folder = models_dir / name
     if not (folder / "model_index.json").is_file():
-        components = full_size_components() if full_size else {part: build_tiny(part) for part in COMPONENTS}
-        StableDiffusionDepth2ImgPipeline(**components).save_pretrained(folder)
+        if task == "img2img":
+            StableDiffusionImg2ImgPipeline(**img2img_components(full_size)).save_pretrained(folder)
+        else:
+            components = (
+                full_size_components() if full_size else {part: build_tiny(part) for part in BUILDERS}
+            )
+            StableDiffusionDepth2ImgPipeline(**components).save_pretrained(folder)
     return name
 
 
@@ -142,8 +175,9 @@ def input_photo(input_dir: Path, size: int) -> tuple[str, Image.Image]:
     return name, photo
 
 
-def graph(model: str, image: str, batch: int, steps: int) -> dict[str, Any]:
-    """The depth-to-image graph; a batch repeats the encoded image before it is noised."""
+def graph(model: str, image: str, batch: int, steps: int, task: str = "depth2img") -> dict[str, Any]:
+    """The depth-to-image graph (or, for img2img, the same without depth through Sampler); a batch
+    repeats the encoded image before it is noised."""
     latent: list[Any] = ["6", 0]
     prompt: dict[str, Any] = {
         "1": {"class_type": "CheckpointLoader", "inputs": {"ckpt_name": model}},
@@ -169,6 +203,9 @@ def graph(model: str, image: str, batch: int, steps: int) -> dict[str, Any]:
             "cfg": GUIDANCE,
         },
     }
+    if task == "img2img":
+        del prompt["3"], prompt[SAMPLER_NODE]["inputs"]["depth"]
+        prompt[SAMPLER_NODE]["class_type"] = "Sampler"
     prompt["9"] = {"class_type": "VAEDecode", "inputs": {"samples": [SAMPLER_NODE, 0], "vae": ["1", 2]}}
     prompt["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["9", 0]}}
     return prompt
@@ -185,9 +222,11 @@ class Side(Protocol):
 class EngineSide:
     """The graph through the engine; counts the sampler's steps (UNet calls) of each run."""
 
-    def __init__(self, engine: Engine, model: str, image: str, case: Case, steps: int) -> None:
+    def __init__(
+        self, engine: Engine, model: str, image: str, case: Case, steps: int, task: str = "depth2img"
+    ) -> None:
         self.engine = engine
-        self.prompt = graph(model, image, case.batch, steps)
+        self.prompt = graph(model, image, case.batch, steps, task)
         self.unet_calls = 0
 
     def prepare(self) -> None:
@@ -282,12 +321,17 @@ def run_case(
     return figures
 
 
+def weighted_parts(engine: Engine, model: str) -> list[str]:
+    """The weighted components the model has (a plain SD model has no depth estimator)."""
+    return [part for part in WEIGHTED_COMPONENTS if part in engine.models.info(model).components()]
+
+
 def engine_weights(engine: Engine, model: str) -> int:
-    return weight_bytes(engine.models.load(model, part) for part in WEIGHTED_COMPONENTS)
+    return weight_bytes(engine.models.load(model, part) for part in weighted_parts(engine, model))
 
 
-def pipeline_weights(pipeline: Any) -> int:
-    return weight_bytes(getattr(pipeline, part) for part in WEIGHTED_COMPONENTS)
+def pipeline_weights(pipeline: Any, parts: list[str]) -> int:
+    return weight_bytes(getattr(pipeline, part) for part in parts)
 
 
 HEADER = (
@@ -331,8 +375,11 @@ def report_case(
     )
 
 
-def describe_run(args: argparse.Namespace, dtype: torch.dtype) -> str:
-    model = "full-size SD2-depth (random weights)" if args.full_size else "tiny-random"
+def describe_run(args: argparse.Namespace, dtype: torch.dtype, task: str = "depth2img") -> str:
+    if task == "img2img":
+        model = "full-size SD 2.x base (random weights)" if args.full_size else "tiny-sd21"
+    else:
+        model = "full-size SD2-depth (random weights)" if args.full_size else "tiny-random"
     device = f"cuda {torch.cuda.get_device_name()}" if args.device == "cuda" else args.device
     dtype_name = str(dtype).removeprefix("torch.")
     return f"{model}, {device}, {dtype_name}, {args.steps} steps, strength {STRENGTH}, cfg {GUIDANCE}"
@@ -348,20 +395,30 @@ def make_engine(args: argparse.Namespace, **acceleration: Any) -> Engine:
 
 
 def compare(args: argparse.Namespace) -> None:
-    """The engine against diffusers, case by case."""
+    """The engine against diffusers, task by task, case by case."""
     choice = {} if args.compile is None else {"compile": "on" if args.compile else "off"}
     engine = make_engine(args, **choice)
-    model = saved_model(engine.settings.models_dir, args.full_size)
+    for index, task in enumerate(args.tasks):
+        if index:
+            print()
+        compare_task(args, engine, task)
+
+
+def compare_task(args: argparse.Namespace, engine: Engine, task: str) -> None:
+    """One task (depth2img or img2img) against its diffusers pipeline, case by case."""
+    model = saved_model(engine.settings.models_dir, args.full_size, task)
     dtype = engine.models.dtype
     folder = engine.settings.models_dir / model
-    pipeline = StableDiffusionDepth2ImgPipeline.from_pretrained(folder, torch_dtype=dtype).to(args.device)
+    kind = PIPELINES[task]
+    pipeline = kind.from_pretrained(folder, torch_dtype=dtype).to(args.device)
     pipeline.set_progress_bar_config(disable=True)
-    for part in WEIGHTED_COMPONENTS:
+    parts = weighted_parts(engine, model)
+    for part in parts:
         engine.models.load(model, part)  # warm before the first run, so no run counts loading
     matmul = matmul_tflops(args.device, dtype)
-    print(f"{describe_run(args, dtype)}, {args.repeats} timed run(s) of each side per case")
+    print(f"{task}: {describe_run(args, dtype, task)}, {args.repeats} timed run(s) of each side per case")
     print(f"engine: {engine.models.plan.describe()}")
-    print("diffusers: StableDiffusionDepth2ImgPipeline.from_pretrained(torch_dtype=...) (SDPA attention)")
+    print(f"diffusers: {kind.__name__}.from_pretrained(torch_dtype=...) (SDPA attention)")
     size = "8192²" if args.device == "cuda" else "2048²"
     matmul_dtype = dtype if args.device == "cuda" else torch.float32
     print(f"dense {str(matmul_dtype).removeprefix('torch.')} matmul ({size}): {matmul:.4g} TFLOP/s")
@@ -379,13 +436,13 @@ def compare(args: argparse.Namespace) -> None:
     with timing_sampling_loop(args.device) as clock:
         for case in args.cases:
             image, photo = input_photo(engine.settings.input_dir, case.size)
-            engine_side = EngineSide(engine, model, image, case, args.steps)
+            engine_side = EngineSide(engine, model, image, case, args.steps, task)
             diffusers_side = DiffusersSide(pipeline, photo, case, args.steps)
             figures = run_case(case, engine_side, diffusers_side, args.repeats, args.device, clock)
             if args.device == "cuda":
                 pool = graph_pool_bytes(args.device) or 0
                 figures["engine"].held_bytes = engine_weights(engine, model) + pool
-                figures["diffusers"].held_bytes = pipeline_weights(pipeline)
+                figures["diffusers"].held_bytes = pipeline_weights(pipeline, parts)
             flops = flops_per_step(engine, model, case)
             report_case(case, figures, flops, engine_side.unet_calls, matmul, args)
 
@@ -411,6 +468,14 @@ def low_memory(args: argparse.Namespace) -> None:
         under = "-" if reserved is None else ("yes" if reserved < LOW_MEMORY_LIMIT else "no")
         print(f"{case.label:<8} {seconds:>8.3f} {gib(allocated):>19} {gib(reserved):>18} {under:>12}")
     print("(the first case's run includes reading the weights from disk)")
+
+
+def parse_tasks(text: str) -> tuple[str, ...]:
+    tasks = tuple(item.strip() for item in text.split(",") if item.strip())
+    unknown = [task for task in tasks if task not in TASKS]
+    if unknown or not tasks:
+        raise argparse.ArgumentTypeError(f"tasks are {', '.join(TASKS)}; got {text!r}")
+    return tasks
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -440,6 +505,12 @@ def parse_arguments() -> argparse.Namespace:
         help="the engine with compiling on or off (default: on for cuda, off for cpu)",
     )
     parser.add_argument("--low-memory", action="store_true", help="the engine alone, in low-memory mode")
+    parser.add_argument(
+        "--tasks",
+        type=parse_tasks,
+        default=TASKS,
+        help="depth2img,img2img (default: both; --low-memory runs depth2img)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"), help="model, input, output")
     args = parser.parse_args()
     cuda = args.device == "cuda"

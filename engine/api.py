@@ -22,6 +22,7 @@ from .core.registry import (
     Output,
     Socket,
     String,
+    Unusable,
     node,
 )
 from .core.sockets import CLIP, CONDITIONING, DEPTH, DEPTH_MODEL, IMAGE, LATENT, MASK, MODEL, VAE
@@ -57,5 +58,6 @@ __all__ = [
     "Socket",
     "String",
     "SubChain",
+    "Unusable",
     "node",
 ]

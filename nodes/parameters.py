@@ -43,7 +43,7 @@ def generation_parameters(prompt: Mapping[str, Any], node_id: str, width: int, h
         class_type = prompt[source].get("class_type") if isinstance(prompt.get(source), Mapping) else None
         if isinstance(class_type, str):
             by_class.setdefault(class_type, source)
-    sampler = by_class.get("DepthSampler")
+    sampler = by_class.get("DepthSampler") or by_class.get("Sampler")
     if sampler is None:
         return None
     inputs = prompt[sampler].get("inputs", {})

@@ -1,5 +1,13 @@
-"""Depth-conditioned sampling: the SD2-depth UNet denoises latents with the depth map as a fifth
-input channel, under classifier-free guidance."""
+"""Sampling: the UNet denoises noised latents along their schedule, under classifier-free guidance.
+
+One loop (`sample`) serves both samplers: DepthSampler gives SD2-depth's UNet the depth map as a fifth
+input channel (diffusers' depth2img pipeline); Sampler runs the 4-channel UNets of SD 1.x, 2.x
+(epsilon or v-prediction, as the model's scheduler config says) and SDXL (with its pooled text and
+size embedding, as diffusers' SDXL img2img pipeline computes them) as diffusers' img2img pipelines do.
+What a conditioning carries beyond its embeddings (`Conditioning.additions`, a ControlNet's residuals)
+is added to every UNet call (`nodes.unet_additions`). Which model a sampler takes is checked at
+validation (`nodes.pairing`) and again here.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +22,19 @@ from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.events import PreviewFrame
 from depthgraph.engine.core.registry import Float, Output, Socket, node
 from depthgraph.engine.core.sockets import CONDITIONING, DEPTH, LATENT, MODEL
+from depthgraph.engine.models.common import DEPTH_UNET_CHANNELS
 from depthgraph.engine.models.manager import ModelHandle
+from depthgraph.nodes.conditioning_value import Conditioning, as_conditioning
 from depthgraph.nodes.image_tensors import tensor_to_pil
 from depthgraph.nodes.latent_value import Latent, as_latent
+from depthgraph.nodes.pairing import (
+    DEPTH_MODEL_IN_SAMPLER,
+    NO_DEPTH_INPUT,
+    depth_sampler_check,
+    sampler_check,
+)
 from depthgraph.nodes.spatial import resize_planes
+from depthgraph.nodes.unet_additions import UNetCall, additional_unet_inputs
 
 
 def prepare_depth(depth: torch.Tensor, size: tuple[int, int], batch: int) -> torch.Tensor:
@@ -81,16 +98,34 @@ class _PreviewClock:
         return False
 
 
+def _sdxl_inputs(
+    halves: list[Conditioning], batch: int, image_size: tuple[int, int], device: Any, dtype: Any
+) -> list[dict[str, torch.Tensor]]:
+    """Each half's `added_cond_kwargs` for SDXL's UNet, as diffusers' SDXL img2img pipeline makes
+    them: the pooled text embedding and the six size numbers, repeated over the batch."""
+    added = []
+    for conditioning in halves:
+        pooled = conditioning.require_pooled().to(device=device, dtype=dtype).expand(batch, -1)
+        ids = torch.tensor([conditioning.time_ids(image_size)], dtype=dtype, device=device).repeat(batch, 1)
+        added.append({"text_embeds": pooled, "time_ids": ids})
+    return added
+
+
+def _joined(added: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {key: torch.cat([half[key] for half in added]) for key in added[0]}
+
+
 def sample(
     model: ModelHandle,
-    positive: torch.Tensor,
-    negative: torch.Tensor,
-    depth: torch.Tensor,
+    positive: Any,
+    negative: Any,
+    depth: torch.Tensor | None,
     latent: Latent,
     guidance: float,
     context: NodeContext | None = None,
 ) -> torch.Tensor:
-    """Denoise `latent` (from NoiseLatent) along its schedule; see diffusers' depth2img loop.
+    """Denoise `latent` (from NoiseLatent) along its schedule; see diffusers' depth2img and img2img
+    loops. `depth` is SD2-depth's depth map (None for the 4-channel UNets of the other families).
 
     With a noise mask in the latent (1 = regenerate), the kept region is replaced after every step by
     the original latents noised to the next timestep, so only the masked area changes.
@@ -103,24 +138,33 @@ def sample(
     noising = latent.require_noising()
     runner = model.unet_runner()
     unet = runner.unet
+    takes_depth = unet.config.in_channels == DEPTH_UNET_CHANNELS
+    if takes_depth and depth is None:
+        raise ValueError(DEPTH_MODEL_IN_SAMPLER)
+    if depth is not None and not takes_depth:
+        raise ValueError(NO_DEPTH_INPUT)
     device, dtype = unet.device, unet.dtype
     scheduler, timesteps = noising.schedule.build(model.get("scheduler").config, device)
     host_timesteps = timesteps.cpu()
     latents = latent.samples.to(device=device, dtype=dtype)
     batch = latents.shape[0]
-    depth_map = prepare_depth(depth.to(device), tuple(latents.shape[-2:]), batch).to(dtype)
-    if depth_map.shape[0] != batch:
-        raise ValueError(
-            f"the depth map has a batch of {depth.shape[0]} but the latents have {batch}; give one depth "
-            "map for all images, or estimate it from the same batch of images"
-        )
     guided = guidance > 1.0
-    positive = positive.to(device=device, dtype=dtype).expand(batch, -1, -1)
-    embeddings = positive
-    if guided:
-        negative = negative.to(device=device, dtype=dtype).expand(batch, -1, -1)
-        embeddings = torch.cat([negative, positive])
-        depth_map = torch.cat([depth_map, depth_map])
+    halves = [as_conditioning(negative), as_conditioning(positive)] if guided else [as_conditioning(positive)]
+    embedded = [half.embeddings.to(device=device, dtype=dtype).expand(batch, -1, -1) for half in halves]
+    embeddings = torch.cat(embedded)
+    added = None
+    if unet.config.addition_embed_type == "text_time":  # SDXL
+        added = _sdxl_inputs(halves, batch, latent.image_size, device, dtype)
+    extra = {"added_cond_kwargs": _joined(added)} if added else {}
+    depth_map = None
+    if depth is not None:
+        depth_map = prepare_depth(depth.to(device), tuple(latents.shape[-2:]), batch).to(dtype)
+        if depth_map.shape[0] != batch:
+            raise ValueError(
+                f"the depth map has a batch of {depth.shape[0]} but the latents have {batch}; give one "
+                "depth map for all images, or estimate it from the same batch of images"
+            )
+        depth_map = torch.cat([depth_map] * len(halves))
     memory_format = torch.channels_last if model.manager.plan.channels_last else torch.contiguous_format
     options = _step_options(scheduler, noising.generator())
     mask = latent.noise_mask
@@ -128,13 +172,26 @@ def sample(
         mask = resize_planes(mask.to(device), *latents.shape[-2:]).to(dtype)
         init = noising.init.to(device=device, dtype=dtype)
         noise = noising.noise.to(device=device, dtype=dtype)
+    with_additions = any(half.additions for half in halves)
     clock = _PreviewClock(len(timesteps))
     with torch.inference_mode():
         for index, (timestep, host_timestep) in enumerate(zip(timesteps, host_timesteps, strict=True)):
-            model_input = torch.cat([latents, latents]) if guided else latents
+            model_input = torch.cat([latents] * len(halves))
             model_input = scheduler.scale_model_input(model_input, host_timestep)
-            model_input = torch.cat([model_input, depth_map], dim=1).contiguous(memory_format=memory_format)
-            predicted = runner(model_input, timestep, embeddings)
+            call_extra = extra
+            if with_additions:
+                calls = [
+                    UNetCall(part, timestep, text, added[n] if added else None, index, len(timesteps))
+                    for n, (part, text) in enumerate(
+                        zip(model_input.chunk(len(halves)), embedded, strict=True)
+                    )
+                ]
+                pairs = [(half.additions, call) for half, call in zip(halves, calls, strict=True)]
+                call_extra = {**extra, **additional_unet_inputs(pairs)}
+            if depth_map is not None:
+                model_input = torch.cat([model_input, depth_map], dim=1)
+            model_input = model_input.contiguous(memory_format=memory_format)
+            predicted = runner(model_input, timestep, embeddings, call_extra)
             if guided:
                 unconditional, conditional = predicted.chunk(2)
                 predicted = unconditional + guidance * (conditional - unconditional)
@@ -157,11 +214,12 @@ def sample(
     category="sampling",
     description="Denoises latents with the depth map as conditioning, following the latent's noise schedule.",
     outputs=[Output(LATENT)],
+    inputs_check=depth_sampler_check,
 )
 def depth_sampler(
     model: ModelHandle = Socket(MODEL),
-    positive: torch.Tensor = Socket(CONDITIONING),
-    negative: torch.Tensor = Socket(CONDITIONING),
+    positive: Conditioning = Socket(CONDITIONING),
+    negative: Conditioning = Socket(CONDITIONING),
     depth: torch.Tensor = Socket(DEPTH),
     latent_image: Latent = Socket(LATENT),
     cfg: float = Float(7.5, min=0.0, max=100.0, step=0.1, tooltip="guidance scale; ≤ 1 turns guidance off"),
@@ -169,4 +227,29 @@ def depth_sampler(
     context: NodeContext,
 ) -> tuple[Latent]:
     samples = sample(model, positive, negative, depth, as_latent(latent_image), cfg, context)
+    return (Latent(samples),)
+
+
+@node(
+    "Sampler",
+    display_name="Sampler",
+    category="sampling",
+    description=(
+        "Denoises latents with a Stable Diffusion 1.x, 2.x or XL model (image-to-image), following the "
+        "latent's noise schedule."
+    ),
+    outputs=[Output(LATENT)],
+    inputs_check=sampler_check,
+)
+def sampler(
+    model: ModelHandle = Socket(MODEL),
+    positive: Conditioning = Socket(CONDITIONING),
+    negative: Conditioning = Socket(CONDITIONING),
+    latent_image: Latent = Socket(LATENT),
+    cfg: float = Float(7.5, min=0.0, max=100.0, step=0.1, tooltip="guidance scale; ≤ 1 turns guidance off"),
+    *,
+    context: NodeContext,
+) -> tuple[Latent]:
+    """Plain image-to-image for the 4-channel UNets; with SetLatentNoiseMask, inpainting."""
+    samples = sample(model, positive, negative, None, as_latent(latent_image), cfg, context)
     return (Latent(samples),)

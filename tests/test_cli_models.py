@@ -47,13 +47,21 @@ def test_models_list_shows_the_tiny_model_and_folders_in_the_models_dir(
     make_depth_folder(tmp_path / "models" / "stabilityai" / "stable-diffusion-2-depth")
     (tmp_path / "models" / "notes").mkdir()
     assert main(["models", "--models-dir", str(tmp_path / "models"), "list"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.split("\n\n")[0].splitlines()  # the depth estimators follow
     assert [line.split()[0] for line in lines] == [
         "tiny-random",
+        "tiny-sd15",
+        "tiny-sd21",
+        "tiny-sd21-v",
+        "tiny-sdxl",
         "sd2-depth",
         "stabilityai/stable-diffusion-2-depth",
     ]
     assert "noise" in lines[0]
+    assert lines[0].endswith("(DepthSampler); depth estimation (its own MiDaS DPT-hybrid, DEPTH_MODEL)")
+    assert "Stable Diffusion XL, epsilon: image-to-image and inpainting (Sampler)" in lines[4]
+    assert "Stable Diffusion 2.x, v-prediction" in lines[3]
+    assert "Stable Diffusion 2 depth" in lines[5] and "[told by unet/config.json]" in lines[5]
 
 
 @pytest.fixture

@@ -39,10 +39,12 @@ from .sockets import ANY, BOOLEAN, COMBO, FLOAT, INT, STRING, WIDGET_TYPES
 from .specs import (
     Boolean,
     Combo,
+    Describe,
     FilenamePrefix,
     Fingerprint,
     Float,
     Input,
+    InputsCheck,
     InputSpec,
     Int,
     MissingHint,
@@ -53,6 +55,7 @@ from .specs import (
     OutputSize,
     Socket,
     String,
+    Unusable,
     ValueCheck,
     inside_output_folder,
 )
@@ -71,12 +74,14 @@ __all__ = [
     "WIDGET_TYPES",
     "Boolean",
     "Combo",
+    "Describe",
     "DuplicateNodeError",
     "FilenamePrefix",
     "Fingerprint",
     "Float",
     "Input",
     "InputSpec",
+    "InputsCheck",
     "Int",
     "MissingHint",
     "NodeDeclarationError",
@@ -88,6 +93,7 @@ __all__ = [
     "OutputSize",
     "Socket",
     "String",
+    "Unusable",
     "ValueCheck",
     "declared_in",
     "inside_output_folder",
@@ -116,6 +122,8 @@ class NodeDefinition:
     wants_context: bool = False
     # How big its output will be, for nodes that make or enlarge images, masks, depth maps or latents.
     output_size: OutputSize | None = None
+    # Its own rule across its inputs, checked at validation (see `InputsCheck`).
+    inputs_check: InputsCheck | None = None
     inputs_by_name: Mapping[str, InputSpec] = field(default_factory=dict, compare=False, repr=False)
     lazy_inputs: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -140,6 +148,7 @@ def node(
     output_node: bool = False,
     fingerprint: Fingerprint | None = None,
     output_size: OutputSize | None = None,
+    inputs_check: InputsCheck | None = None,
 ) -> Callable[[Callable[..., Any]], NodeDefinition]:
     """Declare a node. Its inputs are the function's parameters, each with its input as its default
     (see the module docstring); `inputs=[Input.int("seed", 0), ...]` with plain parameters is the
@@ -157,6 +166,13 @@ def node(
     "cannot tell"; a count it can only bound from below, such as an unknown batch taken as 1, is fine),
     and the scheduler calls it again with the real values just before the node runs. Beyond the
     `max_output_pixels` setting the node is refused, before anything is allocated.
+
+    What a value will be can be told before anything runs: an `Output(..., describe=...)` says it from
+    the node's constants and what its linked inputs describe (a loader: the model family of the name
+    typed in), and `inputs_check` is the node's rule across its inputs, given the same (a sampler:
+    "this model takes no depth"). Validation reports what `inputs_check` returns, and refuses any link
+    from an output described as `Unusable`, before anything runs; the node still checks at run time
+    what validation could not tell.
 
     The declaration is checked here, when the module is imported (`engine.core.declaration` lists the
     rules); a mistake raises `NodeDeclarationError`."""
@@ -179,6 +195,7 @@ def node(
             module=function.__module__,
             wants_context=declaration.wants_context,
             output_size=output_size,
+            inputs_check=inputs_check,
         )
 
     return declare

@@ -6,7 +6,8 @@ IMAGE          float tensor [B, H, W, 3] in 0..1 (ComfyUI's layout, so images in
 MASK           float tensor [B, H, W] in 0..1; 1 = regenerate, 0 = keep
 DEPTH          float tensor [B, 1, H, W], relative inverse depth: larger = nearer
 LATENT         latents [B, 4, H/8, W/8] with what noising and sampling need (nodes.latent_value.Latent)
-CONDITIONING   text embeddings [B, 77, 1024]
+CONDITIONING   text embeddings [B, 77, width] (1024 for SD 2; pooled and size conditioning for SDXL;
+               nodes.conditioning_value.Conditioning)
 MODEL, CLIP, VAE, DEPTH_MODEL   handles from the model manager
 GRID_LABELS    a comparison grid's column and row labels (nodes.grid.GridLabels)
 

@@ -6,7 +6,7 @@ definitions from these; `declaration` reads and checks them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .sockets import BOOLEAN, COMBO, FLOAT, INT, STRING, WIDGET_TYPES
@@ -21,6 +21,14 @@ MissingHint = Callable[["FileStore", str], str]
 Fingerprint = Callable[[Mapping[str, Any], "FileStore"], str]
 # A typed-in value's own rule, checked at validation after its type and bounds: what is wrong, or None.
 ValueCheck = Callable[[Any, "FileStore"], str | None]
+# What a node's output will be, told at validation before anything runs (which model family a loader
+# gives, say): called with the node's known inputs by name (its typed-in constants and, for each linked
+# input whose source output describes itself, that description) and the file store. Any value; None
+# when it cannot tell; an `Unusable` refuses every link from the output.
+Describe = Callable[[Mapping[str, Any], "FileStore"], Any]
+# A node's own rule across its inputs, checked at validation with what `Describe` gets (a linked input
+# whose source tells nothing is left out of the known inputs): what is wrong, by input name.
+InputsCheck = Callable[[Mapping[str, Any], "FileStore"], Mapping[str, str]]
 # How many pixels (width × height × batch) the node's largest output, or anything larger it makes on
 # the way, will have, given its inputs by name; None when it cannot tell yet. See `node`.
 OutputSize = Callable[[Mapping[str, Any]], int | None]
@@ -215,12 +223,23 @@ def inside_output_folder(prefix: Any, files: FileStore) -> str | None:
 
 
 @dataclass(frozen=True)
+class Unusable:
+    """What an output's `describe` gives when the output cannot be used at all with the node's inputs
+    (a loader's DEPTH_MODEL for a model without a depth estimator): validation refuses every link from
+    it, with `reason` as the message."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Output:
-    """One output socket: its type and the name shown on the node (the type by default)."""
+    """One output socket: its type and the name shown on the node (the type by default), and how to
+    tell at validation what its value will be (`describe`, see `Describe`)."""
 
     type: str
     name: str = ""
     tooltip: str = ""
+    describe: Describe | None = field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:

@@ -3,8 +3,11 @@
 `validate` collects every problem at once — each with node id, input name, a code and a message that
 says what to do — and, when there are none, returns the `ExecutableGraph` the scheduler runs: only
 the nodes the outputs (or the named targets) need, with constants coerced to their declared types
-and the defaults of omitted widgets filled in. Whatever arrives, it answers with issues and never
-raises; its work grows linearly with the size of the prompt, loops included.
+and the defaults of omitted widgets filled in. Once the graph is known to be well formed, what its
+outputs describe (`Output.describe`) is followed along the links in order, so a node's own rule
+across its inputs (`inputs_check`) can refuse, say, a depth sampler linked to a model without depth.
+Whatever arrives, it answers with issues and never raises; its work grows linearly with the size of
+the prompt, loops included.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from .files import FileStore
 from .gc_pause import gc_paused
 from .graph import ExecutableGraph, GraphNode, Link
 from .limits import Limits, declared_output_pixels
-from .registry import InputSpec, NodeRegistry
+from .registry import InputSpec, NodeRegistry, Unusable
 from .sockets import ANY, COMBO, INT
 
 
@@ -40,6 +43,9 @@ class Code(str, Enum):
     DEPENDENCY_CYCLE = "dependency_cycle"
     PROMPT_NO_OUTPUTS = "prompt_no_outputs"
     OUTPUT_TOO_LARGE = "output_too_large"  # beyond max_output_pixels (see engine.core.limits)
+    # A linked value of the right type that this input cannot take (a model without depth into a depth
+    # sampler): found by following what outputs describe, see `Output.describe` and `inputs_check`.
+    INCOMPATIBLE_INPUT = "incompatible_input"
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,9 @@ def _validate(
 
     order = _topological_order(needed, nodes, issues)
     if issues or order is None:
+        return Validation(None, issues)
+    _check_described(order, nodes, files, issues)
+    if issues:
         return Validation(None, issues)
     graph = ExecutableGraph({node_id: nodes[node_id] for node_id in order}, order, wanted, prompt)
     return Validation(graph, [])
@@ -376,6 +385,49 @@ def _check_output_size(graph_node: GraphNode, limits: Limits, issues: list[Valid
     if problem is not None:
         issue = ValidationIssue(Code.OUTPUT_TOO_LARGE, problem, graph_node.node_id, graph_node.class_type)
         issues.append(issue)
+
+
+def _check_described(
+    order: Sequence[str], nodes: Mapping[str, GraphNode], files: FileStore, issues: list[ValidationIssue]
+) -> None:
+    """Follow what outputs describe along the links, in running order: refuse links from `Unusable`
+    outputs, and report what each node's `inputs_check` finds. A describe or check that raises counts
+    as telling nothing (the node checks again when it runs)."""
+    described: dict[tuple[str, int], Any] = {}
+    for node_id in order:
+        graph_node = nodes[node_id]
+        definition = graph_node.definition
+        check = definition.inputs_check
+        describes = [(index, o.describe) for index, o in enumerate(definition.outputs) if o.describe]
+        if not described and check is None and not describes:
+            continue  # nothing described so far, nothing to check or describe here
+        known = dict(graph_node.constants)
+        for name, link in graph_node.links.items():
+            description = described.get(link)
+            if isinstance(description, Unusable):
+                issue = ValidationIssue(
+                    Code.INCOMPATIBLE_INPUT, description.reason, node_id, graph_node.class_type, name
+                )
+                issues.append(issue)
+            elif description is not None:
+                known[name] = description
+        if check is not None:
+            problems = _told(check, known, files) or {}
+            for name, message in problems.items():
+                code = Code.INCOMPATIBLE_INPUT if name in graph_node.links else Code.CUSTOM_VALIDATION_FAILED
+                issues.append(ValidationIssue(code, message, node_id, graph_node.class_type, name))
+        for index, describe in describes:
+            description = _told(describe, known, files)
+            if description is not None:
+                described[(node_id, index)] = description
+
+
+def _told(function: Any, *arguments: Any) -> Any:
+    """What a node's describe or check function says, or None if it raises."""
+    try:
+        return function(*arguments)
+    except Exception:
+        return None
 
 
 def _topological_order(

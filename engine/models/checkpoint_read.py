@@ -43,6 +43,11 @@ def checkpoint_format(path: Path) -> str:
 def read_state_dict(path: Path) -> StateDict:
     """All tensors of a checkpoint (`state_dict` unwrapped), or a ModelError that says what is wrong
     with the file and what to do."""
+    return _read(path)[0]
+
+
+def _read(path: Path) -> tuple[StateDict, Mapping[str, Any]]:
+    """The tensors and the top level of the file (where LDM training keeps `global_step`)."""
     try:
         kind = checkpoint_format(path)
     except FileNotFoundError:
@@ -65,11 +70,12 @@ def read_state_dict(path: Path) -> StateDict:
             f"cannot read checkpoint {path}: {type(error).__name__}: {_first_line(error)}. The "
             f"{kind} file is incomplete or damaged (truncated by a failed download?); download it again."
         ) from None
+    top = loaded if isinstance(loaded, Mapping) else {}
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping):
         raise ModelError(f"checkpoint {path} holds a {type(loaded).__name__}, not a dictionary of tensors")
-    return dict(loaded)
+    return dict(loaded), top
 
 
 def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -92,6 +98,18 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
                 "download it again."
             ) from None
     return {key: tuple(getattr(value, "shape", ())) for key, value in read_state_dict(path).items()}
+
+
+def global_step(path: Path) -> Any:
+    """The training step a torch checkpoint was saved at (its top-level `global_step`), or None
+    (safetensors files, and torch files saved without one)."""
+    if checkpoint_format(path) == "safetensors":
+        return None
+    step = _read(path)[1].get("global_step")
+    try:
+        return None if step is None else int(step)
+    except (TypeError, ValueError):  # not a number: not a step
+        return None
 
 
 def _load_safetensors(path: Path) -> StateDict:

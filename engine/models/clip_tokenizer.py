@@ -67,11 +67,18 @@ class OpenClipTokenizer:
     model_max_length = CONTEXT_LENGTH  # the attribute transformers' tokenizers have, for callers that read it
 
     def __init__(
-        self, vocab: Mapping[str, int], merges: Sequence[tuple[str, str]], start_id: int, end_id: int
+        self,
+        vocab: Mapping[str, int],
+        merges: Sequence[tuple[str, str]],
+        start_id: int,
+        end_id: int,
+        pad_id: int = PAD_ID,
     ) -> None:
         """`vocab` maps BPE pieces (byte characters, with `</w>` at a word's end) to ids, without the two
-        special tokens; `merges` are the pairs in rank order."""
+        special tokens; `merges` are the pairs in rank order. OpenCLIP pads with 0 (SD 2.x, SDXL's
+        second encoder); SD 1.x's CLIP, and SDXL's first, pad with the end id (`padded_with_end`)."""
         self.vocab = dict(vocab)
+        self.pad_id = pad_id
         self.merges = list(merges)
         self.start_id = start_id
         self.end_id = end_id
@@ -125,6 +132,10 @@ class OpenClipTokenizer:
         pieces = {piece: index for piece, index in vocab.items() if index not in (start_id, end_id)}
         return cls(pieces, merges, start_id=start_id, end_id=end_id)
 
+    def padded_with_end(self) -> OpenClipTokenizer:
+        """The same tokenizer padding with its end id, as OpenAI's CLIP (SD 1.x) is used."""
+        return OpenClipTokenizer(self.vocab, self.merges, self.start_id, self.end_id, self.end_id)
+
     def encode(self, text: str) -> list[int]:
         """The ids of a cleaned `text`, without start, end or padding."""
         ids: list[int] = []
@@ -137,13 +148,13 @@ class OpenClipTokenizer:
         return ids
 
     def ids(self, text: str, length: int = CONTEXT_LENGTH) -> tuple[list[int], str | None]:
-        """`length` ids: start, the prompt's, end, then 0s. A longer prompt is cut, its last kept id
-        replaced by the end id, as OpenCLIP does; the second value is the text that was cut (else None)."""
+        """`length` ids: start, the prompt's, end, then the pad id (0). A longer prompt is cut, its last
+        kept id replaced by the end id, as OpenCLIP does; the second value is the text that was cut."""
         content = self.encode(text)
         kept = content[: length - 2]
         dropped = self.decode(content[length - 2 :]) if len(content) > length - 2 else None
         ids = [self.start_id, *kept, self.end_id]
-        return ids + [PAD_ID] * (length - len(ids)), dropped
+        return ids + [self.pad_id] * (length - len(ids)), dropped
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text for `ids` (cleaned, as the tokenizer saw it), words separated by spaces."""

@@ -1,13 +1,16 @@
-"""The architecture of a single-file checkpoint: from the LDM yaml beside it, or SD2-depth's own.
+"""The architecture of a single-file checkpoint: from the LDM yaml beside it, or its family's own.
 
 A1111 and ComfyUI users keep a checkpoint's original config beside it under the same name
-(`512-depth-ema.ckpt` with `512-depth-ema.yaml`, a copy of Stability's `v2-midas-inference.yaml`).
-When it is there it decides the UNet's channels, attention heads and context width, the VAE's
-channels and latent scale factor, how many text layers are used (`layer: penultimate` or `last`),
-the depth stage, the training noise schedule and the parameterization (`eps` or `v`). The UNet and
-VAE configs come from diffusers' own readers of those yaml files; the rest is read here. A yaml
-that describes anything but a depth model is refused with what it is. Without a yaml, the
-checkpoint is read as SD2-depth (`engine.models.sd2_depth`).
+(`512-depth-ema.ckpt` with `512-depth-ema.yaml`, a copy of Stability's `v2-midas-inference.yaml`;
+`v2-1_768-ema-pruned.yaml`, a copy of `v2-inference-v.yaml`). When it is there it decides the family
+(its `model.target` and text encoder), the UNet's channels, attention heads and context width, the
+VAE's channels and latent scale factor, how many text layers are used (`layer: penultimate` or
+`last`), SD2-depth's depth stage, the training noise schedule and the parameterization (`eps` or
+`v`). The UNet and VAE configs come from diffusers' own readers of those yaml files; the rest is read
+here. A yaml that describes a kind of model depthgraph does not run (an inpainting model, an upscaler,
+an SDXL refiner) is refused with what it is. Without a yaml, the family told from the file's tensors
+(`engine.models.families`) gives the architecture (`engine.models.family_configs`); a file read without
+either is read as SD2-depth (`engine.models.sd2_depth`).
 """
 
 from __future__ import annotations
@@ -18,20 +21,28 @@ from pathlib import Path
 from typing import Any
 
 from .common import DEPTH_UNET_CHANNELS, ModelError
+from .families import ModelInfo, UnsupportedModelError
+from .family_configs import CLIP_L, default_configs
 from .sd2_depth import SCHEDULER, SD2_DEPTH
-from .single_file import DepthModelConfigs
+from .single_file import ModelConfigs
 
 YAML_SUFFIXES = (".yaml", ".yml")
 MAX_YAML_BYTES = 1 << 20  # a model config is a few kB; anything this large is not one
 DEPTH_TARGET = "LatentDepth2ImageDiffusion"
+TEXT_TO_IMAGE_TARGET = "LatentDiffusion"  # SD 1.x and 2.x (ldm)
+SDXL_TARGET = "DiffusionEngine"  # SDXL (sgm)
 # What other LDM targets are, for the refusal's message.
 OTHER_TARGETS = {
-    "LatentDiffusion": "a text-to-image model",
     "LatentInpaintDiffusion": "an inpainting model",
     "LatentUpscaleDiffusion": "an upscaler",
     "ImageEmbeddingConditionedLatentDiffusion": "an unCLIP model",
-    "DiffusionEngine": "an SDXL-style model",
 }
+KNOWN_CONFIGS = (
+    "v1-inference.yaml (SD 1.x), v2-inference.yaml / v2-inference-v.yaml (SD 2.x), sd_xl_base.yaml "
+    "(SDXL) or v2-midas-inference.yaml (SD2-depth)"
+)
+TEXT_ENCODERS = {"FrozenCLIPEmbedder": "sd1", "FrozenOpenCLIPEmbedder": "sd2"}
+SDXL_CONTEXT = 2048  # the base model's; the refiner's UNet reads 1280-wide context
 SUPPORTED_DEPTH_STAGE = "dpt_hybrid"  # what 512-depth-ema ships and the MiDaS converter reads
 OPEN_CLIP_TEXT_LAYERS = {"ViT-H-14": 24}  # layers of the text tower SD2 uses
 PARAMETERIZATIONS = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
@@ -43,9 +54,10 @@ BETA_SCHEDULES = {"linear": "scaled_linear", "cosine": "squaredcos_cap_v2"}
 class Architecture:
     """How a single file is read: the components' configs and the scheduler's training schedule."""
 
-    configs: DepthModelConfigs
+    configs: ModelConfigs
     scheduler: Mapping[str, Any]
-    yaml: Path | None = None  # the config read; None: SD2-depth's defaults
+    yaml: Path | None = None  # the config read; None: the family's defaults
+    family: str = "sd2-depth"
 
 
 SD2_DEPTH_ARCHITECTURE = Architecture(SD2_DEPTH, SCHEDULER)
@@ -60,12 +72,29 @@ def yaml_beside(checkpoint: Path) -> Path | None:
     return None
 
 
-def architecture_of(checkpoint: Path) -> Architecture:
-    """The architecture of `checkpoint`: from the yaml beside it, or SD2-depth's."""
+def architecture_of(checkpoint: Path, detected: ModelInfo | None = None) -> Architecture:
+    """The architecture of `checkpoint`: from the yaml beside it, else that of the family `detected`
+    from its tensors, else SD2-depth's. A yaml for another family than its tensors is refused."""
     path = yaml_beside(checkpoint)
     if path is None:
+        if detected is None:
+            return SD2_DEPTH_ARCHITECTURE
+        return default_architecture(detected)
+    architecture = architecture_from_yaml(read_yaml(path), path)
+    if detected is not None and detected.family.key != architecture.family:
+        raise ModelError(
+            f"{path} describes a {architecture.family} model, but {checkpoint.name} holds "
+            f"{detected.family.title} weights; remove the yaml or replace it with the model's own config"
+        )
+    return architecture
+
+
+def default_architecture(info: ModelInfo) -> Architecture:
+    """A family's architecture and schedule without a yaml (SD2-depth's is `SD2_DEPTH_ARCHITECTURE`)."""
+    if info.family.key == "sd2-depth" and info.prediction_type == "epsilon":
         return SD2_DEPTH_ARCHITECTURE
-    return architecture_from_yaml(read_yaml(path), path)
+    configs, schedule = default_configs(info.family.key, info.prediction_type)
+    return Architecture(configs, schedule, None, info.family.key)
 
 
 def read_yaml(path: Path) -> Mapping[str, Any]:
@@ -94,30 +123,42 @@ def _reason(error: Exception) -> str:
 
 
 def architecture_from_yaml(document: Mapping[str, Any], path: Path) -> Architecture:
-    """The architecture an LDM config describes, or a ModelError saying why it is no depth model."""
+    """The architecture an LDM config describes, or a ModelError saying why it cannot be read."""
     from diffusers.loaders.single_file_utils import (
         create_unet_diffusers_config_from_ldm,
         create_vae_diffusers_config_from_ldm,
     )
 
     params = _section(document, ("model", "params"), path)
-    _check_depth_model(document, params, path)
+    family = _family(document, params, path)
+    if family == "sd2-depth":
+        _check_depth_model(params, path)
+    elif family != "sdxl":
+        _check_plain_unet(params, path)
+    prediction = _sdxl_prediction(params) if family == "sdxl" else _parameterization(params, path)
+    base, schedule = default_configs(family, prediction)
     try:
         unet = create_unet_diffusers_config_from_ldm(document, {})
         vae = create_vae_diffusers_config_from_ldm(document, {})
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
         raise ModelError(
             f"{path}: its unet_config or first_stage_config is incomplete ({type(error).__name__}: "
-            f"{error}); compare it with Stability's v2-midas-inference.yaml"
+            f"{error}); compare it with Stability's {KNOWN_CONFIGS}"
         ) from None
     configs = replace(
-        SD2_DEPTH,
-        unet={**SD2_DEPTH.unet, **_without_defaults(unet)},
+        base,
+        unet={**base.unet, **_without_defaults(unet)},
         # sample_size is diffusers' default tile size; the file does not say it.
-        vae={**SD2_DEPTH.vae, **_without_defaults(vae), "sample_size": SD2_DEPTH.vae["sample_size"]},
-        text_encoder={**SD2_DEPTH.text_encoder, "num_hidden_layers": _text_layers(params, path)},
+        vae={**base.vae, **_without_defaults(vae), "sample_size": base.vae["sample_size"]},
     )
-    return Architecture(configs, _schedule(params, path), path)
+    if family in ("sd2", "sd2-depth"):
+        text = {**base.text_encoder, "num_hidden_layers": _text_layers(params, path)}
+        configs = replace(configs, text_encoder=text)
+    elif family == "sd1":
+        configs = replace(configs, text_encoder={**CLIP_L, "num_hidden_layers": _clip_layers(params, path)})
+    if family != "sdxl":
+        schedule = _schedule(params, path, schedule)
+    return Architecture(configs, schedule, path, family)
 
 
 def _section(document: Mapping[str, Any], keys: tuple[str, ...], path: Path) -> Mapping[str, Any]:
@@ -134,15 +175,45 @@ def _target_name(section: Any) -> str:
     return str(target).rsplit(".", 1)[-1] if target else ""
 
 
-def _check_depth_model(document: Mapping[str, Any], params: Mapping[str, Any], path: Path) -> None:
+def _family(document: Mapping[str, Any], params: Mapping[str, Any], path: Path) -> str:
+    """Which family the config describes (by its `model.target` and text encoder), or the refusal."""
     target = _target_name(document.get("model"))
-    if target != DEPTH_TARGET:
-        what = OTHER_TARGETS.get(target, f"a {target or 'model without a target'}")
-        raise ModelError(
-            f"{path} describes {what} ({target or 'no model.target'}), not a depth model "
-            f"({DEPTH_TARGET}); depthgraph runs SD2-depth checkpoints, whose config is "
-            "v2-midas-inference.yaml. Remove or replace the yaml if the checkpoint is a depth model."
+    if target == DEPTH_TARGET:
+        return "sd2-depth"
+    if target == TEXT_TO_IMAGE_TARGET:
+        encoder = _target_name(params.get("cond_stage_config"))
+        if encoder not in TEXT_ENCODERS:
+            raise UnsupportedModelError(
+                f"{path}: its text encoder is {encoder or 'not named'}; SD 1.x uses FrozenCLIPEmbedder and "
+                "SD 2.x FrozenOpenCLIPEmbedder"
+            )
+        return TEXT_ENCODERS[encoder]
+    if target == SDXL_TARGET:
+        network = _section(params, ("network_config", "params"), path)
+        if network.get("context_dim") != SDXL_CONTEXT:
+            raise UnsupportedModelError(
+                f"{path} describes an SDXL refiner (context_dim {network.get('context_dim')}); depthgraph "
+                f"runs the SDXL base model (context_dim {SDXL_CONTEXT}, sd_xl_base.yaml)"
+            )
+        return "sdxl"
+    what = OTHER_TARGETS.get(target, f"a {target or 'model without a target'}")
+    raise UnsupportedModelError(
+        f"{path} describes {what} ({target or 'no model.target'}), which depthgraph does not run; it reads "
+        f"{KNOWN_CONFIGS}. Remove or replace the yaml if the checkpoint is one of those."
+    )
+
+
+def _check_plain_unet(params: Mapping[str, Any], path: Path) -> None:
+    unet = _section(params, ("unet_config", "params"), path)
+    channels = unet.get("in_channels")
+    if channels != 4:
+        raise UnsupportedModelError(
+            f"{path}: its UNet takes {channels} input channels; a text-to-image model takes 4 (for the "
+            "5-channel depth model, its config is v2-midas-inference.yaml)"
         )
+
+
+def _check_depth_model(params: Mapping[str, Any], path: Path) -> None:
     unet = _section(params, ("unet_config", "params"), path)
     channels = unet.get("in_channels")
     if channels != DEPTH_UNET_CHANNELS:
@@ -175,8 +246,30 @@ def _text_layers(params: Mapping[str, Any], path: Path) -> int:
     return OPEN_CLIP_TEXT_LAYERS[arch] - (1 if layer == "penultimate" else 0)
 
 
-def _schedule(params: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    schedule = dict(SCHEDULER)
+def _clip_layers(params: Mapping[str, Any], path: Path) -> int:
+    options = (params.get("cond_stage_config") or {}).get("params") or {}
+    layer = options.get("layer", "last") if isinstance(options, Mapping) else "last"
+    if layer != "last":
+        raise ModelError(f"{path}: text encoder layer {layer!r}; SD 1.x configs are read with layer 'last'")
+    return int(CLIP_L["num_hidden_layers"])
+
+
+def _parameterization(params: Mapping[str, Any], path: Path) -> str:
+    parameterization = params.get("parameterization", "eps")
+    if parameterization not in PARAMETERIZATIONS:
+        raise ModelError(f"{path}: parameterization {parameterization!r}; expected one of eps, v")
+    return PARAMETERIZATIONS[parameterization]
+
+
+def _sdxl_prediction(params: Mapping[str, Any]) -> str:
+    """sgm names v-prediction by its denoiser's scaling (`VScaling`; `EpsScaling` for epsilon)."""
+    denoiser = params.get("denoiser_config") or {}
+    scaling = (denoiser.get("params") or {}).get("scaling_config") if isinstance(denoiser, Mapping) else None
+    return "v_prediction" if _target_name(scaling).startswith("VScaling") else "epsilon"
+
+
+def _schedule(params: Mapping[str, Any], path: Path, base: Mapping[str, Any]) -> dict[str, Any]:
+    schedule = dict(base)
     parameterization = params.get("parameterization", "eps")
     if parameterization not in PARAMETERIZATIONS:
         raise ModelError(f"{path}: parameterization {parameterization!r}; expected one of eps, v")

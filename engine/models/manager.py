@@ -1,9 +1,12 @@
 """The model manager: the only code that loads weights.
 
-It finds Stable Diffusion 2 depth models in the models folder (diffusers layout: a folder with
-`model_index.json`, as `stabilityai/stable-diffusion-2-depth` downloads), offers the embedded
-`tiny-random` model everywhere, and loads each component only when a node first asks for it (a graph
-that only estimates depth never loads the UNet). Loaded components stay resident on the device
+It finds Stable Diffusion models in the models folder (diffusers layout: a folder with
+`model_index.json`, as `stabilityai/stable-diffusion-2-depth` downloads; or a single-file checkpoint),
+of every family in `families` (SD 1.x, SD 2.x, SDXL, SD2-depth), tells each one's family before any
+weights load (`ModelSource.info`, what validation checks graphs with), offers the embedded tiny models
+everywhere (`tiny-random` for SD2-depth, `tiny-sd15`, `tiny-sd21`, `tiny-sd21-v`, `tiny-sdxl`), and
+loads each component only when a node first asks for it (a graph that only estimates depth never
+loads the UNet). Loaded components stay resident on the device
 between runs, on the device or, under a memory budget, in host memory (`residency`). Device and
 dtype policy: CUDA float16 (bfloat16 if asked), MPS float16, CPU float32; the depth estimator runs
 in float32 except on CUDA, where it has the weights' dtype and runs under autocast (its norms in
@@ -16,100 +19,56 @@ torch, diffusers and transformers are imported only when something is loaded.
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from .acceleration import Acceleration, Plan, prepare_unet, prepare_vae
-from .common import DEPTH_UNET_CHANNELS, SINGLE_FILE_SUFFIXES, ModelError
+from .common import ModelError
+from .diffusers_folder import check_depth_model, load_diffusers_component
+from .families import ModelInfo, UnsupportedModelError
 from .residency import DeviceCache, Residency
+from .sources import (
+    FAMILY_NEUTRAL,
+    TINY_MODELS,
+    ModelKind,
+    ModelSource,
+    check_component,
+    find_models,
+    model_names,
+    model_not_found_message,
+    no_depth_estimator_message,
+)
 from .tiny import TINY_MODEL, build_tiny
+from .tiny_families import build_tiny_family
 from .unet_runner import UNetRunner
 
-ModelKind = Literal["tiny", "diffusers", "single_file"]
-COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "depth_estimator", "feature_extractor")
-WEIGHTED = frozenset({"unet", "vae", "text_encoder", "depth_estimator"})
+__all__ = [  # where nodes, importing and older code find them
+    "TINY_MODELS",
+    "ModelKind",
+    "ModelSource",
+    "check_depth_model",
+    "find_models",
+    "load_diffusers_component",
+    "model_names",
+    "model_not_found_message",
+    "no_depth_estimator_message",
+]
+COMPONENTS = (
+    "unet",
+    "vae",
+    "text_encoder",
+    "text_encoder_2",
+    "tokenizer",
+    "tokenizer_2",
+    "scheduler",
+    "depth_estimator",
+    "feature_extractor",
+)
+WEIGHTED = frozenset({"unet", "vae", "text_encoder", "text_encoder_2", "depth_estimator"})
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """A model the user can pick by name."""
-
-    name: str
-    kind: ModelKind
-    path: Path | None = None
-
-    def describe(self) -> str:
-        if self.kind == "tiny":
-            return f"{self.name}  (built-in test model with random weights: its images are noise)"
-        if self.kind == "single_file":
-            from .ldm_config import yaml_beside
-
-            assert self.path is not None
-            config = yaml_beside(self.path)
-            beside = f", read with {config.name}" if config is not None else ""
-            return f"{self.name}  (single-file checkpoint {self.path}{beside})"
-        return f"{self.name}  (diffusers folder {self.path})"
-
-    def fingerprint(self) -> str:
-        """Changes when the model on disk is replaced, so loader results are not reused."""
-        if self.path is None:
-            return self.kind
-        stat = (self.path if self.kind == "single_file" else self.path / "model_index.json").stat()
-        signature = f"{self.kind}:{self.path.resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
-        if self.kind == "single_file":  # the yaml beside it decides the architecture too
-            from .ldm_config import yaml_beside
-
-            config = yaml_beside(self.path)
-            if config is not None:
-                signature += f":{config.name}:{config.stat().st_mtime_ns}"
-        return signature
-
-
-def _is_diffusers_folder(path: Path) -> bool:
-    return (path / "model_index.json").is_file()
-
-
-def find_models(models_dir: Path) -> list[ModelSource]:
-    """`tiny-random`, then every diffusers-layout folder in `models_dir` (one or two levels deep,
-    so both `models/sd2-depth` and `models/stabilityai/stable-diffusion-2-depth` are found), then
-    every single-file checkpoint (`512-depth-ema.ckpt` / `.safetensors`) in it."""
-    sources = [ModelSource(TINY_MODEL, "tiny")]
-    if not models_dir.is_dir():
-        return sources
-    files = []
-    for path in sorted(models_dir.iterdir()):
-        if path.is_file() and path.suffix in SINGLE_FILE_SUFFIXES:
-            files.append(ModelSource(path.name, "single_file", path))
-        if not path.is_dir():
-            continue
-        if _is_diffusers_folder(path):
-            sources.append(ModelSource(path.name, "diffusers", path))
-            continue
-        for inner in sorted(path.iterdir()):
-            if inner.is_dir() and _is_diffusers_folder(inner):
-                sources.append(ModelSource(f"{path.name}/{inner.name}", "diffusers", inner))
-    return sources + files
-
-
-def model_names(models_dir: Path) -> list[str]:
-    return [source.name for source in find_models(models_dir)]
-
-
-def model_not_found_message(name: str, models_dir: Path) -> str:
-    """What to say when no model in `models_dir` is called `name`: where it looked, what to do, and
-    the models that are there (the one wording for validation and for loading)."""
-    available = ", ".join(repr(choice) for choice in model_names(models_dir))
-    return (
-        f"model {name!r} was not found: searched {models_dir.resolve()} for a folder {name!r} with "
-        f"model_index.json (diffusers layout) or a checkpoint file {name!r}. Place it there, pass "
-        "--models-dir, or run `depthgraph models fetch` on a machine with internet. "
-        f"Available: {available}"
-    )
 
 
 def resolve_dtype(device: str, preference: str = "auto") -> Any:
@@ -132,7 +91,8 @@ class ModelManager:
     dtype_preference: str = "auto"
     _loaded: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # The architecture single-file checkpoints are read into (SD2-depth's unless a test says otherwise).
+    # The architecture single-file checkpoints are read into, as the file's family has it unless a test
+    # says otherwise: one `ModelConfigs` for every file, or one per family key.
     single_file_configs: Any = None
     acceleration: Acceleration = field(default_factory=Acceleration)
     _runners: dict[str, UNetRunner] = field(default_factory=dict, repr=False)
@@ -160,6 +120,10 @@ class ModelManager:
                 return source
         raise ModelError(model_not_found_message(name, self.models_dir))
 
+    def info(self, name: str) -> ModelInfo:
+        """What model `name` is (family, prediction type, bundled estimator), before loading it."""
+        return self.find(name).info()
+
     def load(self, name: str, component: str) -> Any:
         """One component of a model, loaded on first use, kept in memory and on the device when used."""
         if component not in COMPONENTS:
@@ -168,14 +132,32 @@ class ModelManager:
         with self._lock:
             if key not in self._loaded:
                 source = self.find(name)
+                if component not in FAMILY_NEUTRAL:
+                    check_component(source, component)
                 if source.kind == "single_file" and component in WEIGHTED:
-                    # One read of the file converts all four weighted parts; all stay in memory.
+                    # One read of the file converts all its weighted parts; all stay in memory.
                     self.reads += 1
                     for part, module in self._read_single_file(source).items():
-                        self._loaded[(name, part)] = self._prepare(part, module)
+                        self._loaded[(name, part)] = self._prepare(name, part, module)
+                    if key not in self._loaded:
+                        check_component(source, component)  # a part the file turned out not to hold
                 else:
                     self.reads += 1
-                    self._loaded[key] = self._prepare(component, self._read(source, component))
+                    self._loaded[key] = self._prepare(name, component, self._read(source, component))
+            value = self._loaded[key]
+            if component in WEIGHTED:
+                self.residency.bring(key, value)
+            return value
+
+    def load_external(self, name: str, component: str, read: Callable[[], Any]) -> Any:
+        """Like `load`, for a model this manager does not find itself (a depth estimator of
+        `depth_estimators`): `read()` builds the component on first use; it is then kept, placed,
+        counted and unloaded as the manager's own are."""
+        key = (name, component)
+        with self._lock:
+            if key not in self._loaded:
+                self.reads += 1
+                self._loaded[key] = self._prepare(name, component, read())
             value = self._loaded[key]
             if component in WEIGHTED:
                 self.residency.bring(key, value)
@@ -222,38 +204,53 @@ class ModelManager:
             torch.cuda.empty_cache()
 
     def _architecture(self, source: ModelSource) -> Any:
-        """How a single file is read: the yaml beside it, else SD2-depth (`ldm_config`)."""
+        """How a single file is read: the yaml beside it, else its family's (`ldm_config`)."""
         from .ldm_config import Architecture, architecture_of
 
         assert source.path is not None
-        architecture = architecture_of(source.path)
-        if self.single_file_configs is not None:  # a test's own architecture
-            return Architecture(self.single_file_configs, architecture.scheduler, architecture.yaml)
+        try:
+            info: ModelInfo | None = source.info()
+        except UnsupportedModelError:
+            raise
+        except ModelError:
+            info = None  # tensors unreadable: the yaml or SD2-depth's, and reading weights says why
+        architecture = architecture_of(source.path, info)
+        configs = self.single_file_configs
+        if isinstance(configs, Mapping):  # a test's own architecture for each family
+            configs = configs.get(architecture.family)
+        if configs is not None:
+            return Architecture(configs, architecture.scheduler, architecture.yaml, architecture.family)
         return architecture
 
     def _read_single_file(self, source: ModelSource) -> dict[str, Any]:
         from .single_file import load_single_file
 
         assert source.path is not None
-        return load_single_file(source.path, self._architecture(source).configs)
+        architecture = self._architecture(source)
+        return load_single_file(source.path, architecture.configs, architecture.family)
 
     def _read(self, source: ModelSource, component: str) -> Any:
         if source.kind == "tiny":
-            return build_tiny(component)
+            if source.name == TINY_MODEL:
+                return build_tiny(component)
+            return build_tiny_family(source.name, component)
         assert source.path is not None
         if source.kind == "single_file":
-            from diffusers import PNDMScheduler
+            from .diffusers_folder import scheduler_class
+            from .sd2_depth import depth_image_processor, find_tokenizer
 
-            from .sd2_depth import find_tokenizer
-
-            if component == "tokenizer":
-                return find_tokenizer(source.path.parent)
+            if component in ("tokenizer", "tokenizer_2"):
+                family = self._architecture(source).family
+                # OpenAI's CLIP ViT-L pads with its end token; OpenCLIP with 0.
+                pads_with_end = family == "sd1" or (family == "sdxl" and component == "tokenizer")
+                return find_tokenizer(source.path.parent, pads_with_end)
             if component == "scheduler":
-                return PNDMScheduler.from_config(dict(self._architecture(source).scheduler))
-            return build_tiny(component)  # the image processor: SD2-depth's DPT one, same as tiny's
+                schedule = dict(self._architecture(source).scheduler)
+                return scheduler_class(schedule).from_config(schedule)
+            return depth_image_processor()  # the feature extractor: SD2-depth's DPT one, same as tiny's
         return load_diffusers_component(source.path, component, self.dtype)
 
-    def _prepare(self, component: str, value: Any) -> Any:
+    def _prepare(self, name: str, component: str, value: Any) -> Any:
         """A freshly read component in its dtype, ready for inference (placed by `load`)."""
         if component not in WEIGHTED:
             return value
@@ -262,6 +259,9 @@ class ModelManager:
         dtype = self.dtype
         if component == "depth_estimator" and self.device != "cuda":
             dtype = torch.float32  # autocast keeps its norms safe on CUDA only
+        if component == "vae" and dtype == torch.float16 and getattr(value.config, "force_upcast", False):
+            dtype = torch.float32  # SDXL's VAE overflows in float16 (diffusers upcasts it too)
+            self._upcast.add(name)
         if value.dtype != dtype:  # (asking for the dtype it already has makes diffusers warn)
             value = value.to(dtype=dtype)
         value.eval()
@@ -271,82 +271,6 @@ class ModelManager:
         elif component == "vae":
             value = prepare_vae(value, self.plan)
         return value
-
-
-def check_depth_model(path: Path) -> None:
-    """Refuse a folder whose UNet is not the 5-channel depth UNet, before loading any weights."""
-    config_path = path / "unet" / "config.json"
-    try:
-        config = json.loads(config_path.read_text())
-    except FileNotFoundError:
-        raise ModelError(
-            f"{path} has no unet/config.json; is it a complete diffusers model folder?"
-        ) from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelError(f"{config_path} cannot be read: {error}") from None
-    channels = config.get("in_channels")
-    if channels != DEPTH_UNET_CHANNELS:
-        raise ModelError(
-            f"{path} is not a depth model: its UNet takes {channels} channels, the depth model takes "
-            f"{DEPTH_UNET_CHANNELS} (4 latent + 1 depth). Use stable-diffusion-2-depth."
-        )
-
-
-def load_diffusers_component(path: Path, component: str, dtype: Any) -> Any:
-    """Load one component from a diffusers-layout folder, with a clear error for a bad file."""
-    if component == "unet":
-        check_depth_model(path)
-    folder = path / component
-    if not folder.is_dir():
-        raise ModelError(f"{path} has no {component}/ folder; the depth model needs one")
-    try:
-        return _from_pretrained(path, component, dtype)
-    except ModelError:
-        raise
-    except Exception as error:  # corrupt, truncated or mismatched files
-        files = ", ".join(sorted(item.name for item in folder.iterdir())) or "no files"
-        raise ModelError(
-            f"cannot load {component} from {folder} ({files}): {type(error).__name__}: {error}. "
-            "The files may be truncated or corrupt, or belong to another architecture; "
-            "download them again (`depthgraph models fetch`)."
-        ) from error
-
-
-def _from_pretrained(path: Path, component: str, dtype: Any) -> Any:
-    import torch
-
-    if component == "unet":
-        from diffusers import UNet2DConditionModel
-
-        return UNet2DConditionModel.from_pretrained(path, subfolder="unet", torch_dtype=dtype)
-    if component == "vae":
-        from diffusers import AutoencoderKL
-
-        return AutoencoderKL.from_pretrained(path, subfolder="vae", torch_dtype=dtype)
-    if component == "text_encoder":
-        from transformers import CLIPTextModel
-
-        return CLIPTextModel.from_pretrained(path, subfolder="text_encoder", torch_dtype=dtype)
-    if component == "tokenizer":
-        from transformers import CLIPTokenizer
-
-        return CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
-    if component == "scheduler":
-        from diffusers import PNDMScheduler
-
-        return PNDMScheduler.from_pretrained(path, subfolder="scheduler")
-    if component == "depth_estimator":
-        from transformers import DPTForDepthEstimation
-
-        return DPTForDepthEstimation.from_pretrained(
-            path, subfolder="depth_estimator", torch_dtype=torch.float32
-        )
-    from .sd2_depth import depth_image_processor
-
-    settings = json.loads((path / "feature_extractor" / "preprocessor_config.json").read_text())
-    known = {"do_resize", "size", "keep_aspect_ratio", "ensure_multiple_of", "resample", "do_rescale"}
-    known |= {"rescale_factor", "do_normalize", "image_mean", "image_std"}
-    return depth_image_processor(**{key: value for key, value in settings.items() if key in known})
 
 
 @dataclass(frozen=True)
@@ -359,6 +283,10 @@ class ModelHandle:
 
     def get(self, component: str) -> Any:
         return self.manager.load(self.name, component)
+
+    def info(self) -> ModelInfo:
+        """The model's family, prediction type and bundled estimator (nothing is loaded)."""
+        return self.manager.info(self.name)
 
     def unet_runner(self) -> UNetRunner:
         return self.manager.runner(self.name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Protocol
 
-OFFLOAD_ORDER = ("depth_estimator", "text_encoder", "vae", "unet")
+OFFLOAD_ORDER = ("depth_estimator", "text_encoder", "text_encoder_2", "vae", "unet")
 Key = tuple[str, str]  # (model name, component)
 
 

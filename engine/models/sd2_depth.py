@@ -118,11 +118,17 @@ def tokenizer_from_bpe(path: Path) -> OpenClipTokenizer:
     return OpenClipTokenizer.from_bpe_file(path)
 
 
-def find_tokenizer(folder: Path) -> OpenClipTokenizer:
+def find_tokenizer(folder: Path, pads_with_end: bool = False) -> OpenClipTokenizer:
     """The CLIP tokenizer for a single-file checkpoint in `folder`: the vocabulary of a diffusers
     `tokenizer/` folder there, else the BPE file inside an installed open_clip package (found without
     importing it: open_clip imports torchvision). Either way prompts tokenize as OpenCLIP does, as they
-    did for the checkpoint's authors."""
+    did for the checkpoint's authors. Every family's CLIP shares that vocabulary; they differ in the
+    padding: OpenCLIP's 0, or, for OpenAI's CLIP ViT-L (SD 1.x, SDXL's first encoder), the end id."""
+    tokenizer = _find_vocabulary(folder)
+    return tokenizer.padded_with_end() if pads_with_end else tokenizer
+
+
+def _find_vocabulary(folder: Path) -> OpenClipTokenizer:
     if (folder / "tokenizer").is_dir():
         try:
             return OpenClipTokenizer.from_folder(folder / "tokenizer")

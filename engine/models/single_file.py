@@ -1,11 +1,13 @@
-"""Single-file SD2-depth checkpoints (`512-depth-ema.ckpt` / `.safetensors`, as A1111 users have them).
+"""Single-file checkpoints (`.ckpt` / `.safetensors`, as A1111 and ComfyUI users keep them).
 
-The file holds four models under LDM names: the UNet (`model.diffusion_model.`), the VAE
-(`first_stage_model.`), the OpenCLIP text tower (`cond_stage_model.model.`) and the MiDaS DPT-hybrid
-depth estimator (`depth_model.model.`). UNet, VAE and text tower are converted with diffusers' own
-single-file helpers, given the depth model's configs (diffusers' `from_single_file` would take the
-file for SD 2.1 and cannot build the depth estimator). The MiDaS names are converted to transformers'
-`DPTForDepthEstimation` by the renaming rules of transformers' DPT-hybrid conversion script.
+A file holds its models under LDM names: the UNet (`model.diffusion_model.`), the VAE
+(`first_stage_model.`), the text encoder(s) (`engine.models.ldm_text` lists each family's) and, in
+SD2-depth's `512-depth-ema`, the MiDaS DPT-hybrid depth estimator (`depth_model.model.`). UNet, VAE
+and text towers are converted with diffusers' own single-file helpers, given the family's configs
+(which `ldm_config` finds offline; diffusers' `from_single_file` would fetch them from the hub, and
+takes an SD2-depth file for SD 2.1 and cannot build its depth estimator). The MiDaS names are
+converted to transformers' `DPTForDepthEstimation` by the renaming rules of transformers' DPT-hybrid
+conversion script.
 
 Files are read by `engine.models.checkpoint_read`: nothing in them is ever run.
 """
@@ -21,18 +23,19 @@ from typing import Any
 
 from .checkpoint_read import read_state_dict
 from .common import DEPTH_UNET_CHANNELS, ModelError
+from .ldm_text import OPEN_CLIP_PREFIX, TEXT_TOWERS, empty_text_encoder, text_weights, with_prefix
 
 log = logging.getLogger("depthgraph.models")
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
-TEXT_PREFIX = "cond_stage_model.model."
+TEXT_PREFIX = OPEN_CLIP_PREFIX  # SD 2.x's OpenCLIP text tower
 DEPTH_PREFIX = "depth_model.model."
 StateDict = dict[str, Any]
 
 
-def check_depth_checkpoint(state: Mapping[str, Any], path: Path) -> None:
-    """Refuse a checkpoint that is not SD2-depth, saying what it is instead."""
+def check_depth_unet(state: Mapping[str, Any], path: Path) -> None:
+    """Refuse a checkpoint read as SD2-depth whose UNet is not the depth one, saying what it is."""
     first = state.get(UNET_PREFIX + "input_blocks.0.0.weight")
     if first is None:
         missing = f"{UNET_PREFIX}input_blocks.0.0.weight"
@@ -43,7 +46,16 @@ def check_depth_checkpoint(state: Mapping[str, Any], path: Path) -> None:
             f"{path} is not a depth model: its UNet takes {channels} channels, the depth model takes "
             f"{DEPTH_UNET_CHANNELS} (4 latent + 1 depth). Use 512-depth-ema."
         )
-    if not any(key.startswith(DEPTH_PREFIX) for key in state):
+
+
+def has_midas(state: Mapping[str, Any]) -> bool:
+    return any(key.startswith(DEPTH_PREFIX) for key in state)
+
+
+def check_depth_checkpoint(state: Mapping[str, Any], path: Path) -> None:
+    """Refuse a checkpoint that is not a complete SD2-depth file, saying what it is instead."""
+    check_depth_unet(state, path)
+    if not has_midas(state):
         raise ModelError(
             f"{path} has a depth UNet but no MiDaS depth weights ({DEPTH_PREFIX}...): the file was pruned "
             "of its depth model. Use the complete 512-depth-ema file, which carries them."
@@ -148,17 +160,18 @@ def convert_midas(state: Mapping[str, Any], hidden_size: int, layers: int) -> St
 
 # --- building the components ---------------------------------------------------------------------
 @dataclass(frozen=True)
-class DepthModelConfigs:
-    """The architecture a single file is read into (the real SD2-depth one by default)."""
+class ModelConfigs:
+    """The architecture a single file is read into: each part's diffusers/transformers config (SDXL's
+    second text encoder and SD2-depth's depth estimator where the family has them)."""
 
     unet: Mapping[str, Any]
     vae: Mapping[str, Any]
     text_encoder: Mapping[str, Any]
-    depth_estimator: Mapping[str, Any]
+    depth_estimator: Mapping[str, Any] | None = None
+    text_encoder_2: Mapping[str, Any] | None = None
 
 
-def _with_prefix(state: Mapping[str, Any], prefix: str) -> StateDict:
-    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+DepthModelConfigs = ModelConfigs  # its name while SD2-depth was the only family read
 
 
 def _load_into(module: Any, weights: Mapping[str, Any], what: str, path: Path) -> Any:
@@ -166,7 +179,7 @@ def _load_into(module: Any, weights: Mapping[str, Any], what: str, path: Path) -
     if missing or unexpected:
         sample = ", ".join([*missing[:3], *unexpected[:3]])
         raise ModelError(
-            f"{path}: its {what} does not fit the depth model's architecture "
+            f"{path}: its {what} does not fit the model's architecture "
             f"({len(missing)} missing, {len(unexpected)} unexpected weights, e.g. {sample})"
         )
     return module
@@ -201,38 +214,11 @@ def unet_tensors(state: Mapping[str, Any]) -> StateDict:
     return {key: state[copies.get(key, key)] for key in state if key.startswith(UNET_PREFIX)}
 
 
-def _text_model_prefix() -> str:
-    """Where transformers' CLIPTextModel keeps its layers: under `text_model.` before version 5."""
-    import transformers
-
-    return "text_model." if int(transformers.__version__.split(".")[0]) < 5 else ""
-
-
-def _text_encoder_weights(state: Mapping[str, Any], config: Mapping[str, Any]) -> StateDict:
-    from types import SimpleNamespace
-
-    from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
-    from transformers import CLIPTextConfig
-
-    # Given the tower without its prefix, diffusers' helper converts every block: with the prefix it
-    # would drop block 23 by name, which a `layer: last` model (24 blocks) needs. Of the model it
-    # reads only `config.hidden_size`, and only for a file without a text projection.
-    tower = SimpleNamespace(config=CLIPTextConfig(**config))
-    converted = convert_open_clip_checkpoint(tower, _with_prefix(state, TEXT_PREFIX), prefix="")
-    layers = int(config["num_hidden_layers"])
-    prefix = _text_model_prefix()
-    weights: StateDict = {}
-    for key, value in converted.items():
-        block = re.match(r"text_model\.encoder\.layers\.(\d+)\.", key)
-        if key == "text_projection.weight" or (block and int(block[1]) >= layers):
-            continue  # CLIPTextModel has no projection; SD2 encodes with the penultimate block
-        weights[prefix + key.removeprefix("text_model.")] = value
-    return weights
-
-
-def component_weights(state: Mapping[str, Any], component: str, configs: DepthModelConfigs) -> StateDict:
-    """The weights a single-file state dict gives one component, under its diffusers/transformers
-    names (what `convert_component` loads; tensors the component does not use are left out)."""
+def component_weights(
+    state: Mapping[str, Any], component: str, configs: ModelConfigs, family: str = "sd2-depth"
+) -> StateDict:
+    """The weights a single-file state dict of `family` gives one component, under its
+    diffusers/transformers names (what `convert_component` loads; tensors it does not use are left out)."""
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
     from transformers import DPTConfig
 
@@ -242,36 +228,40 @@ def component_weights(state: Mapping[str, Any], component: str, configs: DepthMo
         return dict(convert_ldm_unet_checkpoint(unet_tensors(state), dict(configs.unet)))
     if component == "vae":
         return dict(convert_ldm_vae_checkpoint(state, dict(configs.vae)))
-    if component == "text_encoder":
-        return _text_encoder_weights(state, configs.text_encoder)
-    if component == "depth_estimator":
+    if component in TEXT_TOWERS[family]:
+        text = configs.text_encoder if component == "text_encoder" else configs.text_encoder_2
+        assert text is not None, f"no {component} config for {family}"
+        return text_weights(state, family, component, text)
+    if component == "depth_estimator" and configs.depth_estimator is not None:
         config = DPTConfig(**configs.depth_estimator)
-        midas = _with_prefix(state, DEPTH_PREFIX)
+        midas = with_prefix(state, DEPTH_PREFIX)
         return convert_midas(midas, int(config.hidden_size), int(config.num_hidden_layers or 0))
     raise ModelError(f"{component} has no weights in a single-file checkpoint")
 
 
-def empty_component(component: str, configs: DepthModelConfigs) -> Any:
+def empty_component(component: str, configs: ModelConfigs) -> Any:
     """One component at the configured architecture, with freshly initialised weights."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, DPTConfig, DPTForDepthEstimation
+    from transformers import DPTConfig, DPTForDepthEstimation
 
     if component == "unet":
         return UNet2DConditionModel.from_config(dict(configs.unet))
     if component == "vae":
         return AutoencoderKL.from_config(dict(configs.vae))
     if component == "text_encoder":
-        return CLIPTextModel(CLIPTextConfig(**configs.text_encoder))
-    if component == "depth_estimator":
+        return empty_text_encoder(component, configs.text_encoder)
+    if component == "text_encoder_2" and configs.text_encoder_2 is not None:
+        return empty_text_encoder(component, configs.text_encoder_2)
+    if component == "depth_estimator" and configs.depth_estimator is not None:
         return DPTForDepthEstimation(DPTConfig(**configs.depth_estimator))
     raise ModelError(f"{component} has no weights in a single-file checkpoint")
 
 
 def convert_component(
-    state: Mapping[str, Any], component: str, configs: DepthModelConfigs, path: Path
+    state: Mapping[str, Any], component: str, configs: ModelConfigs, path: Path, family: str = "sd2-depth"
 ) -> Any:
-    """Build one weighted component from a single-file state dict."""
-    weights = component_weights(state, component, configs)
+    """Build one weighted component from a single-file state dict of `family`."""
+    weights = component_weights(state, component, configs, family)
     if component == "unet" and (copies := ema_copies(state)):
         log.info(
             "%s: the UNet's EMA weights are used (%d tensors under %s*), not its training weights",
@@ -285,8 +275,19 @@ def convert_component(
 WEIGHTED_PARTS = ("unet", "vae", "text_encoder", "depth_estimator")
 
 
-def load_single_file(path: Path, configs: DepthModelConfigs) -> dict[str, Any]:
-    """The four weighted components of a single-file depth checkpoint (read once, converted together)."""
+def weighted_parts(state: Mapping[str, Any], family: str) -> tuple[str, ...]:
+    """The weighted components a single file of `family` gives: UNet, VAE, its text encoder(s), and
+    the MiDaS depth estimator when an SD2-depth file carries it."""
+    parts = ("unet", "vae", *TEXT_TOWERS[family])
+    return (*parts, "depth_estimator") if family == "sd2-depth" and has_midas(state) else parts
+
+
+def load_single_file(path: Path, configs: ModelConfigs, family: str = "sd2-depth") -> dict[str, Any]:
+    """The weighted components of a single-file checkpoint of `family` (read once, converted
+    together). An SD2-depth file pruned of its MiDaS weights gives no depth estimator: its depth
+    maps come from a depth estimator loaded on its own."""
     state = read_state_dict(path)
-    check_depth_checkpoint(state, path)
-    return {component: convert_component(state, component, configs, path) for component in WEIGHTED_PARTS}
+    if family == "sd2-depth":
+        check_depth_unet(state, path)
+    parts = weighted_parts(state, family)
+    return {component: convert_component(state, component, configs, path, family) for component in parts}

@@ -18,19 +18,20 @@ TINY_MODEL = "tiny-random"
 TINY_DESCRIPTION = "tiny-random: built-in test model with random weights (its images are noise)"
 
 
-def tiny_tokenizer() -> Any:
+def tiny_tokenizer(pad_token: str = "!") -> Any:
     """A byte-level CLIPTokenizer: every byte is a token (with and without the end-of-word mark),
-    no merges. Pads with "!" (id 0), as the SD2 tokenizer does."""
+    no merges. Pads with "!" (id 0), as the SD2 tokenizer does (SD 1.x's pads with its end token)."""
     from transformers import CLIPTokenizer
 
     characters = list(bytes_to_unicode().values())
     tokens = characters + [character + "</w>" for character in characters]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: index for index, token in enumerate(tokens)}
-    return CLIPTokenizer(vocab=vocab, merges=[], pad_token="!", model_max_length=CONTEXT_LENGTH)
+    return CLIPTokenizer(vocab=vocab, merges=[], pad_token=pad_token, model_max_length=CONTEXT_LENGTH)
 
 
-def _seeded(seed: int, build: Any) -> Any:
+def seeded(seed: int, build: Any) -> Any:
+    """`build()` with torch's random generator seeded, leaving the caller's stream untouched."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
@@ -41,7 +42,7 @@ def _seeded(seed: int, build: Any) -> Any:
 def tiny_unet() -> Any:
     from diffusers import UNet2DConditionModel
 
-    return _seeded(
+    return seeded(
         1,
         lambda: UNet2DConditionModel(
             sample_size=32,
@@ -58,11 +59,11 @@ def tiny_unet() -> Any:
     )
 
 
-def tiny_vae() -> Any:
+def tiny_vae(seed: int = 2, scaling_factor: float = 0.18215, **options: Any) -> Any:
     from diffusers import AutoencoderKL
 
-    return _seeded(
-        2,
+    return seeded(
+        seed,
         lambda: AutoencoderKL(
             in_channels=3,
             out_channels=3,
@@ -73,7 +74,8 @@ def tiny_vae() -> Any:
             latent_channels=4,
             norm_num_groups=16,
             sample_size=64,
-            scaling_factor=0.18215,
+            scaling_factor=scaling_factor,
+            **options,
         ),
     )
 
@@ -95,7 +97,7 @@ def tiny_text_encoder() -> Any:
         eos_token_id=tokenizer_size - 1,
         pad_token_id=0,
     )
-    return _seeded(3, lambda: CLIPTextModel(config).eval())
+    return seeded(3, lambda: CLIPTextModel(config).eval())
 
 
 def tiny_depth_estimator() -> Any:
@@ -124,7 +126,7 @@ def tiny_depth_estimator() -> Any:
         neck_hidden_sizes=[8, 16, 32, 32],
         fusion_hidden_size=16,
     )
-    return _seeded(4, lambda: DPTForDepthEstimation(config).eval())
+    return seeded(4, lambda: DPTForDepthEstimation(config).eval())
 
 
 def tiny_scheduler() -> Any:

@@ -1,7 +1,9 @@
 """Writing diffusers/transformers weights back under the original single-file names (LDM UNet and VAE,
-OpenCLIP text tower, MiDaS DPT-hybrid), so the tests can make a `512-depth-ema`-style checkpoint from
-the tiny model. This is the inverse of what the loader reads; the names follow Stability's and
-MiDaS' own modules."""
+CLIP and OpenCLIP text towers, MiDaS DPT-hybrid), so the tests can make single-file checkpoints of
+every family (`512-depth-ema`, `v1-5-pruned`, `v2-1_512`, `sd_xl_base_1.0` style) from the tiny
+models. This is the inverse of what the loader reads; the names follow Stability's, OpenAI's and
+MiDaS' own modules. That the files have the real layout is checked by diffusers' own single-file
+loader reading them (tests/models/test_families.py), not by this module."""
 
 from __future__ import annotations
 
@@ -70,6 +72,8 @@ def unet_to_ldm(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) ->
                 name = f"middle_block.{2 * index}.{_renamed(rest, RESNET_TO_LDM)}"
             else:
                 name = f"middle_block.1.{rest}"
+        if match := re.match(r"add_embedding\.linear_(\d)\.(.*)", key):  # SDXL's size-and-text embedding
+            name = f"label_emb.0.{2 * (int(match[1]) - 1)}.{match[2]}"
         assert name is not None, f"no LDM name for UNet weight {key}"
         result[f"model.diffusion_model.{name}"] = value
     return result
@@ -110,10 +114,26 @@ def vae_to_ldm(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> 
     return result
 
 
-def text_to_open_clip(state: Mapping[str, torch.Tensor], extra_layers: int = 1) -> dict[str, torch.Tensor]:
+def text_to_clip(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """CLIPTextModel weights as SD 1.x (`cond_stage_model.transformer.`) and SDXL's first encoder
+    (`conditioner.embedders.0.transformer.`) keep them: transformers' own names under a prefix."""
+    return {
+        prefix + (key if key.startswith("text_model.") else f"text_model.{key}"): value
+        for key, value in state.items()
+    }
+
+
+def text_to_open_clip(
+    state: Mapping[str, torch.Tensor],
+    extra_layers: int = 1,
+    prefix: str = "cond_stage_model.model.",
+    projection: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
     """CLIPTextModel weights as OpenCLIP's, plus `extra_layers` final blocks and a text projection, as
-    SD2's file has (it encodes with the penultimate layer, so those are never loaded)."""
-    prefix = "cond_stage_model.model."
+    SD2's file has (it encodes with the penultimate layer, so those are never loaded). SDXL's second
+    encoder (`prefix` conditioner.embedders.1.model.) keeps every block and its real `projection`
+    (transformers' `text_projection.weight`; OpenCLIP stores its transpose)."""
+    state = {key: value for key, value in state.items() if key != "text_projection.weight"}
     state = {
         key if key.startswith("text_model.") else f"text_model.{key}": value for key, value in state.items()
     }
@@ -147,7 +167,8 @@ def text_to_open_clip(state: Mapping[str, torch.Tensor], extra_layers: int = 1) 
                 continue  # query, key and value went into in_proj above
             result[block + _renamed(rest, renames)] = value
     width = state["text_model.final_layer_norm.weight"].shape[0]
-    result[f"{prefix}text_projection"] = torch.randn(width, width)
+    result[f"{prefix}text_projection"] = torch.randn(width, width) if projection is None else projection.T
+    result[f"{prefix}logit_scale"] = torch.tensor(4.6052)
     return result
 
 

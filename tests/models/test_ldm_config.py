@@ -1,5 +1,6 @@
-"""A checkpoint's LDM yaml beside it (A1111's layout) decides how it is read; a yaml for anything
-but a depth model is refused with what it is; without one the file is read as SD2-depth.
+"""A checkpoint's LDM yaml beside it (A1111's layout) decides how it is read, SD 1.x/2.x/XL or SD2-depth;
+a yaml for a kind of model depthgraph does not run is refused with what it is; without one a file whose
+tensors tell nothing is read as SD2-depth.
 
 The configs here are written in code with the values of Stability's v2-midas-inference.yaml (and of
 its siblings for the refusals), as a user's `NAME.yaml` would hold them.
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from depthgraph.engine.models.common import ModelError
+from depthgraph.engine.models.families import UnsupportedModelError
 from depthgraph.engine.models.ldm_config import SD2_DEPTH_ARCHITECTURE, architecture_of, yaml_beside
 from depthgraph.engine.models.manager import ModelSource
 from depthgraph.engine.models.sd2_depth import SCHEDULER, SD2_DEPTH
@@ -155,24 +157,47 @@ def not_depth(target: str, in_channels: int) -> dict[str, Any]:
     return config
 
 
+def refiner() -> dict[str, Any]:
+    config = not_depth("sgm.models.diffusion.DiffusionEngine", 4)
+    config["model"]["params"]["network_config"] = {"params": {**UNET_PARAMS, "context_dim": 1280}}
+    return config
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (not_depth("ldm.models.diffusion.ddpm.LatentDiffusion", 4), "describes a text-to-image model"),
         (not_depth("ldm.models.diffusion.ddpm.LatentInpaintDiffusion", 9), "describes an inpainting model"),
-        (not_depth("sgm.models.diffusion.DiffusionEngine", 4), "describes an SDXL-style model"),
         (
             {"model": {**MIDAS_CONFIG["model"], "target": "my.Thing"}},
-            r"describes a Thing \(Thing\), not a depth model",
+            r"describes a Thing \(Thing\), which depthgraph does not run",
         ),
+        (refiner(), "describes an SDXL refiner"),
     ],
 )
 def test_a_yaml_for_another_kind_of_model_is_refused_saying_what_it_is(
     tmp_path: Path, config: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ModelError, match=message) as refused:
+    with pytest.raises(UnsupportedModelError, match=message):
         architecture_of(beside(tmp_path, config))
-    assert "v2-midas-inference.yaml" in str(refused.value)
+
+
+def test_a_text_to_image_yaml_is_read_as_its_family(tmp_path: Path) -> None:
+    """v2-inference-v.yaml (LatentDiffusion, OpenCLIP, v) is SD 2.x; v1-inference.yaml (CLIP) SD 1.x."""
+    sd2 = not_depth("ldm.models.diffusion.ddpm.LatentDiffusion", 4)
+    sd2["model"]["params"]["parameterization"] = "v"
+    architecture = architecture_of(beside(tmp_path, sd2, name="v2-1_768-ema-pruned"))
+    assert architecture.family == "sd2" and architecture.scheduler["prediction_type"] == "v_prediction"
+    assert architecture.configs.unet["in_channels"] == 4 and architecture.configs.depth_estimator is None
+    sd1 = not_depth("ldm.models.diffusion.ddpm.LatentDiffusion", 4)
+    sd1["model"]["params"]["cond_stage_config"] = {
+        "target": "ldm.modules.encoders.modules.FrozenCLIPEmbedder"
+    }
+    sd1["model"]["params"]["unet_config"]["params"].update(
+        context_dim=768, use_linear_in_transformer=False, num_heads=8
+    )
+    architecture = architecture_of(beside(tmp_path, sd1, name="v1-5-pruned"))
+    assert architecture.family == "sd1" and architecture.configs.unet["cross_attention_dim"] == 768
+    assert architecture.configs.text_encoder["hidden_act"] == "quick_gelu"
 
 
 def test_a_depth_config_that_cannot_be_read_says_what_is_wrong(tmp_path: Path) -> None:
@@ -211,9 +236,9 @@ def test_the_loader_samples_with_the_yamls_schedule_and_refuses_a_wrong_yaml_bef
 
     v_model = beside(tmp_path, changed(parameterization="v"), name="depth-v")
     v_model.rename(v_model.with_suffix(".safetensors"))
-    beside(tmp_path, not_depth("ldm.models.diffusion.ddpm.LatentDiffusion", 4), name="sd21")
+    beside(tmp_path, not_depth("ldm.models.diffusion.ddpm.LatentInpaintDiffusion", 9), name="inpaint")
     manager = ModelManager(tmp_path)
     assert manager.load("depth-v.safetensors", "scheduler").config.prediction_type == "v_prediction"
     assert "read with depth-v.yaml" in manager.find("depth-v.safetensors").describe()
-    with pytest.raises(ModelError, match=r"sd21\.yaml describes a text-to-image model"):
-        manager.load("sd21.ckpt", "unet")  # the empty file is never opened: the yaml is refused first
+    with pytest.raises(ModelError, match=r"inpaint\.yaml describes an inpainting model"):
+        manager.load("inpaint.ckpt", "unet")  # the empty file is never opened: the yaml is refused first

@@ -100,12 +100,21 @@ def test_a_checkpoint_that_is_not_a_depth_model_says_so(tiny: dict[str, Any], tm
         load_single_file(path, configs_of(tiny))
 
 
-def test_a_depth_unet_without_midas_weights_is_refused(tiny: dict[str, Any], tmp_path: Path) -> None:
+def test_a_depth_file_pruned_of_its_midas_weights_loads_without_an_estimator(
+    tiny: dict[str, Any], tmp_path: Path
+) -> None:
+    """Its depth maps can come from an estimator loaded on its own; asking it for its own says so."""
+    from depthgraph.engine.models.manager import ModelManager
+
     state = {key: value for key, value in single_file_state(tiny).items() if not key.startswith(DEPTH_PREFIX)}
     path = tmp_path / "no-midas.safetensors"
     save_file(state, str(path))
-    with pytest.raises(ModelError, match="no MiDaS depth weights"):
-        load_single_file(path, configs_of(tiny))
+    assert sorted(load_single_file(path, configs_of(tiny))) == ["text_encoder", "unet", "vae"]
+    manager = ModelManager(tmp_path)
+    manager.single_file_configs = configs_of(tiny)
+    assert manager.info(path.name).depth_estimator is False
+    with pytest.raises(ModelError, match="pruned of its MiDaS depth estimator: load a depth estimator"):
+        manager.load(path.name, "depth_estimator")
 
 
 def test_the_graph_on_a_single_file_paints_what_it_paints_on_the_same_weights_built_in(

@@ -118,16 +118,13 @@ def test_a_missing_model_names_where_it_looked_and_what_to_do(tmp_path: Path) ->
     assert "depthgraph models fetch" in message and "tiny-random" in message
 
 
-def test_a_model_that_is_not_a_depth_model_is_refused(tmp_path: Path) -> None:
-    folder = tmp_path / "models" / "sd21"
-    (folder / "unet").mkdir(parents=True)
-    (folder / "model_index.json").write_text("{}")
-    (folder / "unet" / "config.json").write_text(json.dumps({"in_channels": 4}))
-    manager = ModelManager(tmp_path / "models")
-    with pytest.raises(
-        ModelError, match="not a depth model: its UNet takes 4 channels, the depth model takes 5"
-    ):
-        manager.load("sd21", "unet")
+def test_a_model_that_is_not_a_depth_model_is_refused_before_running(engine: Engine) -> None:
+    prompt = depth2img()
+    prompt["1"]["inputs"]["ckpt_name"] = "tiny-sd21"
+    issues = {(issue.node_id, issue.input_name): issue for issue in engine.validate(prompt).issues}
+    assert issues[("9", "model")].code == Code.INCOMPATIBLE_INPUT
+    assert "this model takes no depth" in issues[("9", "model")].message
+    assert "bundles no depth estimator" in issues[("4", "depth_model")].message
 
 
 def test_corrupt_weights_give_an_error_naming_the_folder(tmp_path: Path) -> None:

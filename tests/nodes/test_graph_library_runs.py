@@ -66,6 +66,7 @@ def pixels(path: Path) -> np.ndarray:
 def test_the_library_holds_the_graphs_of_every_use_case() -> None:
     assert set(GRAPHS) >= {
         "depth2img.json",
+        "img2img.json",
         "depth_inpaint.json",
         "style_transfer.json",
         "pose_transfer.json",

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ...models.common import ModelError
 from ...models.convert import convert_checkpoint
+from ...models.depth_estimators import DEPTH_FOLDER, find_depth_estimators
 from ...models.fetch import fetch_model
 from ...models.importing import import_model
-from ...models.manager import find_models
+from ...models.manager import ModelSource, find_models
 from ..config import Settings
 from ..overrides import (
     UsageError,
@@ -21,7 +22,10 @@ from .common import EXIT_FAILED, EXIT_OK
 def models_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "list":
         for source in find_models(settings.models_dir):
-            print(source.describe())
+            print(f"{source.describe()}: {_what_it_is(source)}")
+        print(f"\ndepth estimators (DepthModelLoader; more in {settings.models_dir / DEPTH_FOLDER}):")
+        for estimator in find_depth_estimators(settings.models_dir):
+            print(estimator.describe())
         return EXIT_OK
     if args.action == "convert":
         if not args.checkpoint.is_file():
@@ -45,6 +49,16 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_FAILED
     print(f"{args.repo} is in {folder}; pick it with ckpt_name={folder.name}")
     return EXIT_OK
+
+
+def _what_it_is(source: ModelSource) -> str:
+    """Its family and what it can do, and what that was told by (nothing is loaded)."""
+    try:
+        info = source.info()
+    except ModelError as error:
+        return f"cannot be used: {error}"
+    told = "" if info.told_by in ("", "built in") else f" [told by {info.told_by}]"
+    return info.summary() + told
 
 
 def _import_model(path: Path, args: argparse.Namespace, settings: Settings) -> int:
