@@ -12,20 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from .depth_families import DEPTH_ANYTHING, DEPTH_PRO, DPT_HYBRID, DPT_LARGE, ZOEDEPTH, Family
+from .tiny import seeded, tiny_depth_estimator
 
 TINY_DESCRIPTION = "built-in test estimator with random weights: its depth maps are noise"
 
 
 def _seeded(seed: int, build: Callable[[], Any]) -> Any:
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build().eval()
+    """The module `build()` makes with torch's generator seeded (tiny.py's `seeded`), in eval mode."""
+    return seeded(seed, build).eval()
 
 
 def tiny_dpt_hybrid() -> Any:
-    from .tiny import tiny_depth_estimator
 
     return tiny_depth_estimator()
 

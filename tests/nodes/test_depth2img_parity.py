@@ -12,28 +12,17 @@ import pytest
 import torch
 from depthgraph.engine.app.config import Settings
 from depthgraph.engine.app.engine import Engine
-from depthgraph.engine.core.registry import Input, NodeOutput, Output, node
-from depthgraph.engine.core.sockets import DEPTH, IMAGE
+from depthgraph.engine.core.registry import Output, node
+from depthgraph.engine.core.sockets import DEPTH
 from depthgraph.engine.models.tiny import BUILDERS, build_tiny
 from depthgraph.nodes.schedulers import make_scheduler
 from diffusers import StableDiffusionDepth2ImgPipeline
 from PIL import Image
 
-KEPT: dict[str, torch.Tensor] = {}
+from tests.nodes.parity import KEPT, keep_image, write_photo
+
 SUPPLIED: dict[str, torch.Tensor] = {}
 PROMPT, NEGATIVE = "photo of two men wrestling", "blurry, lowres"
-
-
-@node(
-    "KeepImage",
-    category="test",
-    description="Keeps the decoded image, before any quantisation.",
-    inputs=[Input.socket("image", IMAGE)],
-    output_node=True,
-)
-def keep_image(image: torch.Tensor) -> NodeOutput:
-    KEPT["image"] = image
-    return NodeOutput((), {"kept": [list(image.shape)]})
 
 
 @node("SuppliedDepth", category="test", description="A depth map the test supplies.", outputs=[Output(DEPTH)])
@@ -52,19 +41,7 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def workspace(tmp_path: Path, model_folder: Path) -> Iterator[tuple[Engine, Image.Image]]:
-    (tmp_path / "input").mkdir()
-    rng = np.random.default_rng(7)
-    gradient = np.linspace(0, 255, 64, dtype=np.float32)
-    pixels = np.stack(
-        [
-            np.add.outer(gradient, gradient) / 2,
-            np.add.outer(gradient, -gradient) / 2 + 128,
-            rng.uniform(0, 255, (64, 64)),
-        ],
-        -1,
-    )
-    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    photo.save(tmp_path / "input" / "photo.png")
+    photo = write_photo(tmp_path / "input")
     engine = Engine(Settings.under(tmp_path, models_dir=model_folder, device="cpu"))
     engine.registry.add(keep_image, builtin=False)
     engine.registry.add(supplied_depth, builtin=False)

@@ -13,15 +13,13 @@ import pytest
 import torch
 from depthgraph.engine.app.config import Settings
 from depthgraph.engine.app.engine import Engine
-from depthgraph.engine.core.registry import Input, NodeOutput, node
-from depthgraph.engine.core.sockets import IMAGE
 from depthgraph.nodes.schedulers import make_scheduler
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
 from PIL import Image
 
 from tests.models.family_files import save_folder
+from tests.nodes.parity import KEPT, keep_image, write_photo
 
-KEPT: dict[str, torch.Tensor] = {}
 PROMPT, NEGATIVE = "photo of two men wrestling", "blurry, lowres"
 MODELS = {  # folder name -> the built-in tiny model saved there
     "sd15": "tiny-sd15",
@@ -29,18 +27,6 @@ MODELS = {  # folder name -> the built-in tiny model saved there
     "sd21-v": "tiny-sd21-v",
     "sdxl": "tiny-sdxl",
 }
-
-
-@node(
-    "KeepImg2ImgImage",
-    category="test",
-    description="Keeps the decoded image, before any quantisation.",
-    inputs=[Input.socket("image", IMAGE)],
-    output_node=True,
-)
-def keep_image(image: torch.Tensor) -> NodeOutput:
-    KEPT["image"] = image
-    return NodeOutput((), {"kept": [list(image.shape)]})
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +40,7 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def workspace(tmp_path: Path, model_folder: Path) -> Iterator[tuple[Engine, Image.Image]]:
-    (tmp_path / "input").mkdir()
-    rng = np.random.default_rng(7)
-    gradient = np.linspace(0, 255, 64, dtype=np.float32)
-    pixels = np.stack(
-        [
-            np.add.outer(gradient, gradient) / 2,
-            np.add.outer(gradient, -gradient) / 2 + 128,
-            rng.uniform(0, 255, (64, 64)),
-        ],
-        -1,
-    )
-    photo = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    photo.save(tmp_path / "input" / "photo.png")
+    photo = write_photo(tmp_path / "input")
     engine = Engine(Settings.under(tmp_path, models_dir=model_folder, device="cpu"))
     engine.registry.add(keep_image, builtin=False)
     yield engine, photo
@@ -102,7 +76,7 @@ def graph(model: str, seed: int, strength: float, steps: int, cfg: float, schedu
             },
         },
         "9": {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["1", 2]}},
-        "10": {"class_type": "KeepImg2ImgImage", "inputs": {"image": ["9", 0]}},
+        "10": {"class_type": "KeepImage", "inputs": {"image": ["9", 0]}},
     }
 
 
