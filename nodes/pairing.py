@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from depthgraph.engine.core.files import FileStore
+from depthgraph.engine.models.controlnets import ControlNetInfo
 from depthgraph.engine.models.families import ModelInfo
 from depthgraph.nodes.conditioning_value import ConditioningInfo
 
@@ -61,4 +62,34 @@ def sampler_check(known: Mapping[str, Any], files: FileStore) -> dict[str, str]:
     problems = _conditioning_problems(model, known)
     if model.family.takes_depth:
         problems["model"] = DEPTH_MODEL_IN_SAMPLER
+    return problems
+
+
+def controlnet_apply_check(known: Mapping[str, Any], files: FileStore) -> dict[str, str]:
+    """Apply ControlNet's rule: the ControlNet reads the prompts' text space (it is for the family
+    they were encoded for), takes a 3-channel control image, and starts before it ends."""
+    problems: dict[str, str] = {}
+    start, end = known.get("start_percent"), known.get("end_percent")
+    if isinstance(start, (int, float)) and isinstance(end, (int, float)) and start > end:
+        problems["start_percent"] = (
+            f"start_percent ({start:g}) is after end_percent ({end:g}): the ControlNet would never apply; "
+            "lower start_percent or raise end_percent"
+        )
+    control = known.get("control_net")
+    if not isinstance(control, ControlNetInfo):
+        return problems
+    if control.conditioning_channels != 3:
+        problems["control_net"] = (
+            f"this ControlNet takes a {control.conditioning_channels}-channel control image; Apply "
+            "ControlNet gives it RGB images (3 channels): use a ControlNet trained on images"
+        )
+    for name in ("positive", "negative"):
+        made = known.get(name)
+        if isinstance(made, ConditioningInfo) and made.family.text_space != control.family.text_space:
+            problems.setdefault(
+                "control_net",
+                f"this ControlNet is for {control.family.title}, but the {name} prompt was encoded by "
+                f"{made.family.title}'s text encoder ({made.family.text_space}): load a ControlNet made for "
+                f"{made.family.title}, or use a {control.family.title} model",
+            )
     return problems

@@ -66,15 +66,55 @@ def _zeros_like(value: Any) -> Any:
     return torch.zeros_like(value)
 
 
+def _joined_call(calls: Sequence[UNetCall]) -> UNetCall:
+    """One call for several halves: their samples, embeddings and SDXL inputs joined along the batch."""
+    if len(calls) == 1:
+        return calls[0]
+    first = calls[0]
+    added = None
+    if first.added is not None:
+        added = {key: torch.cat([call.added[key] for call in calls if call.added]) for key in first.added}
+    return UNetCall(
+        torch.cat([call.sample for call in calls]),
+        first.timestep,
+        torch.cat([call.embeddings for call in calls]),
+        added,
+        first.step,
+        first.steps,
+    )
+
+
+def _part(value: Any, parts: int, index: int) -> Any:
+    if isinstance(value, list):
+        return [item.chunk(parts)[index] for item in value]
+    return value.chunk(parts)[index]
+
+
 def additional_unet_inputs(
     halves: Sequence[tuple[Sequence[UNetAddition], UNetCall]],
 ) -> dict[str, Any]:
     """The keyword arguments the additions of every half add to one UNet call, each half's summed and
-    the halves joined along the batch in order (empty when none adds anything)."""
-    per_half: list[dict[str, Any]] = []
-    for additions, call in halves:
-        given = [found for addition in additions if (found := addition.unet_inputs(call))]
-        per_half.append(_summed(given))
+    the halves joined along the batch in order (empty when none adds anything).
+
+    An addition on several halves (a ControlNet applied to both prompts) is asked once, with those
+    halves joined, as diffusers runs a ControlNet on the whole guided batch; each appears once per half.
+    """
+    shared: list[tuple[UNetAddition, list[int]]] = []
+    for index, (additions, _) in enumerate(halves):
+        for addition in additions:
+            entry = next((found for found in shared if found[0] is addition), None)
+            if entry is None:
+                shared.append((addition, [index]))
+            elif index not in entry[1]:
+                entry[1].append(index)
+    given: list[list[Mapping[str, Any]]] = [[] for _ in halves]
+    for addition, indices in shared:
+        found = addition.unet_inputs(_joined_call([halves[index][1] for index in indices]))
+        if not found:
+            continue
+        for position, index in enumerate(indices):
+            given[index].append({key: _part(value, len(indices), position) for key, value in found.items()})
+    per_half = [_summed(parts) for parts in given]
     keys = [key for key in RESIDUAL_KEYS if any(key in half for half in per_half)]
     if not keys:
         return {}

@@ -8,7 +8,7 @@ DEPTH          float tensor [B, 1, H, W], relative inverse depth: larger = neare
 LATENT         latents [B, 4, H/8, W/8] with what noising and sampling need (nodes.latent_value.Latent)
 CONDITIONING   text embeddings [B, 77, width] (1024 for SD 2; pooled and size conditioning for SDXL;
                nodes.conditioning_value.Conditioning)
-MODEL, CLIP, VAE, DEPTH_MODEL   handles from the model manager
+MODEL, CLIP, VAE, DEPTH_MODEL, CONTROL_NET   handles from the model manager
 GRID_LABELS    a comparison grid's column and row labels (nodes.grid.GridLabels)
 
 Widget types, values typed in the editor (or given on the command line) rather than linked: INT,
@@ -25,6 +25,7 @@ MODEL = "MODEL"
 CLIP = "CLIP"
 VAE = "VAE"
 DEPTH_MODEL = "DEPTH_MODEL"
+CONTROL_NET = "CONTROL_NET"
 GRID_LABELS = "GRID_LABELS"
 
 INT = "INT"

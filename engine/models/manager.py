@@ -67,7 +67,7 @@ COMPONENTS = (
     "depth_estimator",
     "feature_extractor",
 )
-WEIGHTED = frozenset({"unet", "vae", "text_encoder", "text_encoder_2", "depth_estimator"})
+WEIGHTED = frozenset({"unet", "vae", "text_encoder", "text_encoder_2", "depth_estimator", "controlnet"})
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
