@@ -208,6 +208,25 @@ def image_scale(
     return (scale_image(image, width, height, upscale_method, crop),)
 
 
+@node(
+    "ImageBatch",
+    display_name="Batch Images",
+    category="image",
+    description="Joins two batches of images into one (the second resized to the first's size if need be).",
+    outputs=[Output(IMAGE)],
+    output_size=output_sizes.image_batch,
+)
+def image_batch(
+    image1: torch.Tensor = Socket(IMAGE), image2: torch.Tensor = Socket(IMAGE)
+) -> tuple[torch.Tensor]:
+    """image1's images, then image2's, as ComfyUI's ImageBatch joins them: image2 is scaled to
+    image1's size (bilinear, cropping the centre to keep its aspect ratio) when the sizes differ."""
+    height, width = int(image1.shape[1]), int(image1.shape[2])
+    if tuple(image2.shape[1:3]) != (height, width):
+        image2 = scale_image(image2, width, height, "bilinear", "center")
+    return (torch.cat([image1, image2.to(image1.device, image1.dtype)]),)
+
+
 def fit_to_multiple(image: torch.Tensor, multiple: int, method: str) -> torch.Tensor:
     """Bring [B, H, W, C] to sides that are multiples of `multiple`: crop the centre down, pad the
     edges up (repeating the border pixels), or resize down with lanczos (what diffusers does)."""

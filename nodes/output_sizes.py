@@ -146,3 +146,11 @@ def repeat_latent_batch(inputs: Mapping[str, Any]) -> int | None:
 def vae_decode(inputs: Mapping[str, Any]) -> int | None:
     found = latent_dims(inputs.get("samples"))
     return None if found is None else pixels(found)
+
+
+def image_batch(inputs: Mapping[str, Any]) -> int | None:
+    """Both batches at the first one's size."""
+    first, second = image_dims(inputs.get("image1")), image_dims(inputs.get("image2"))
+    if first is None or second is None:
+        return None
+    return (first[0] + second[0]) * first[1] * first[2]

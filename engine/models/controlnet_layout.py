@@ -188,10 +188,17 @@ def config_from_weights(state: Mapping[str, Any]) -> dict[str, Any]:
     if "mid_block.attentions.0.proj_in.weight" not in state:
         config["mid_block_type"] = "UNetMidBlock2D"
     if sdxl:
+        embedded = int(state["add_embedding.linear_1.weight"].shape[1])  # 6 size numbers + pooled text
+        if embedded <= 6 * SDXL_TIME_WIDTH:
+            raise ModelError(
+                f"this SDXL ControlNet embeds {embedded} numbers, too few for SDXL's six "
+                f"{SDXL_TIME_WIDTH}-wide size embeddings and a pooled text embedding, so its architecture "
+                "cannot be told from its tensors: save its config.json beside it as NAME.json"
+            )
         config.update(
             addition_embed_type="text_time",
             addition_time_embed_dim=SDXL_TIME_WIDTH,
-            projection_class_embeddings_input_dim=int(state["add_embedding.linear_1.weight"].shape[1]),
+            projection_class_embeddings_input_dim=embedded,
         )
     return config
 
@@ -229,7 +236,9 @@ def _config_from_yaml(path: Path) -> dict[str, Any]:
         control = params["control_stage_config"]
         hint_channels = int(control["params"]["hint_channels"])
         vae = params.get("first_stage_config") or {"params": {"ddconfig": {"ch_mult": [1, 2, 4, 4]}}}
-        wrapped = {"model": {"params": {"unet_config": control, "first_stage_config": vae}}}
+        # A ControlNet is the encoder half: it has no out_channels, which the UNet reader asks for.
+        stage = {**control, "params": {"out_channels": control["params"]["in_channels"], **control["params"]}}
+        wrapped = {"model": {"params": {"unet_config": stage, "first_stage_config": vae}}}
         unet = create_unet_diffusers_config_from_ldm(wrapped, {})
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(

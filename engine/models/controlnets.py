@@ -193,7 +193,12 @@ def _from_single_file(path: Path) -> Any:
 
     state = read_state_dict(path)
     weights = to_diffusers(state, layout_of(state, path))
-    config = config_beside(path) or config_from_weights(weights)
+    beside = config_beside(path)
+    config = beside or config_from_weights(weights)
+    if beside is not None and "conditioning_embedding_out_channels" not in beside:
+        # An original yaml does not say (the original code fixes them at 16, 32, 96, 256): the tensors do.
+        embedding = config_from_weights(weights)["conditioning_embedding_out_channels"]
+        config = {**beside, "conditioning_embedding_out_channels": embedding}
     config = {key: value for key, value in config.items() if not key.startswith("_")}
     try:
         model = ControlNetModel.from_config(config)
@@ -209,7 +214,7 @@ def _from_single_file(path: Path) -> Any:
         raise ModelError(
             f"cannot load the ControlNet {path}: {type(error).__name__}: {error}. Its tensors do not fit "
             "the architecture read from "
-            + ("the config beside it" if config_beside(path) else "its shapes")
+            + ("the config beside it" if beside is not None else "its shapes")
             + "; a config.json of the same ControlNet saved beside it as "
             f"{path.with_suffix('.json').name} decides the architecture"
         ) from None

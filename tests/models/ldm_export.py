@@ -237,3 +237,32 @@ def dpt_to_midas(state: Mapping[str, torch.Tensor], hidden_size: int) -> dict[st
         result[f"depth_model.model.{name}"] = torch.cat([parts["query"], parts["key"], parts["value"]])
     assert all(value.shape[0] == 3 * hidden_size for name, value in result.items() if ".qkv." in name)
     return result
+
+
+def controlnet_to_ldm(
+    state: Mapping[str, torch.Tensor], config: Mapping[str, Any], prefix: str = "control_model."
+) -> dict[str, torch.Tensor]:
+    """A diffusers ControlNet under the original ControlNet code's names (`cldm.ControlNet`): the UNet
+    encoder's as the LDM UNet has them, the control-image embedding as `input_hint_block` (convolutions
+    at every other index, SiLUs between), the zero convolutions as `zero_convs.N.0` and
+    `middle_block_out.0`; under `prefix` (the `.pth` files' `control_model.`, or none as the fp16
+    safetensors have them)."""
+    blocks = len({key.split(".")[2] for key in state if key.startswith("controlnet_cond_embedding.blocks.")})
+    own: dict[str, torch.Tensor] = {}
+    rest: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if match := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.(.*)", key):
+            own[f"input_hint_block.{2 * (int(match[1]) + 1)}.{match[2]}"] = value
+        elif key.startswith("controlnet_cond_embedding.conv_in."):
+            own["input_hint_block.0." + key.rsplit(".", 1)[1]] = value
+        elif key.startswith("controlnet_cond_embedding.conv_out."):
+            own[f"input_hint_block.{2 * (blocks + 1)}." + key.rsplit(".", 1)[1]] = value
+        elif match := re.match(r"controlnet_down_blocks\.(\d+)\.(.*)", key):
+            own[f"zero_convs.{match[1]}.0.{match[2]}"] = value
+        elif key.startswith("controlnet_mid_block."):
+            own["middle_block_out.0." + key.rsplit(".", 1)[1]] = value
+        else:
+            rest[key] = value
+    encoder = unet_to_ldm(rest, {**config, "up_block_types": []})
+    own.update({key.removeprefix("model.diffusion_model."): value for key, value in encoder.items()})
+    return {prefix + key: value.contiguous().clone() for key, value in own.items()}

@@ -146,23 +146,28 @@ def test_foreground_only_regenerates_the_background_and_keeps_the_cat(engine: En
     assert np.abs(regenerated - original)[background > 0.99].mean() > 0.05
 
 
-def test_the_strength_sweep_runs_shared_work_once_and_draws_a_labelled_four_by_two_grid(
+def test_the_strength_sweep_compares_three_methods_sharing_work_in_a_labelled_four_by_three_grid(
     engine: Engine,
 ) -> None:
     events: list[Event] = []
     result = engine.run(library_prompt("strength_sweep.json"), on_event=events.append)
     assert result.status == "success", result.error
     started = [event.node_id for event in events if isinstance(event, NodeExecuting)]
-    for shared in ("1", "2", "3", "4", "5", "6", "7"):  # loading, depth, text and VAE encoding
+    # Loading, the one depth map, the control image, text and VAE encoding: once for the whole grid.
+    for shared in ("1", "2", "3", "4", "5", "6", "7", "21", "25", "27", "41", "42", "43", "44", "45", "47"):
         assert started.count(shared) == 1, shared
-    assert started.count("9") == 8  # the sampler: 4 strengths × 2 depth maps
-    assert started.count("8") == 4  # noising depends on the strength only
+    for sampler, noising in (("29", "28"), ("9", "8"), ("49", "48")):  # img2img, depth2img, ControlNet rows
+        assert started.count(sampler) == 4, sampler  # one per strength
+        assert started.count(noising) == 4, noising
     (grid_file,) = saved(engine, result, "11")
     grid = pixels(grid_file)
     cell = 128  # the 512-pixel photo, scaled down 4×
-    assert grid.shape[1] > 4 * cell and grid.shape[0] > 2 * cell
-    assert grid.shape[1] < 4 * cell + 300 and grid.shape[0] < 2 * cell + 100  # labels and gaps, not more
+    assert grid.shape[1] > 4 * cell and grid.shape[0] > 3 * cell
+    assert grid.shape[1] < 4 * cell + 400 and grid.shape[0] < 3 * cell + 100  # labels and gaps, not more
     assert (grid[:12] < 0.5).any()  # column labels drawn in the top margin
+    shipped = library_prompt("strength_sweep.json")
+    rows = [shipped[loader]["inputs"]["ckpt_name"] for loader in ("21", "1", "41")]
+    assert rows == ["tiny-sd21", "tiny-random", "tiny-sd15"]
 
 
 def test_depth_editing_keeps_the_subject_and_squeezes_the_background_into_the_far_quarter(
@@ -194,7 +199,9 @@ def test_a_sweep_over_more_cells_than_the_limit_fails_before_sampling(tmp_path: 
         _shrunk(source, tmp_path / "input" / source.name)
     engine = Engine(Settings.under(tmp_path, device="cpu", max_grid_cells=6))
     events: list[Event] = []
-    result = engine.run(library_prompt("strength_sweep.json"), on_event=events.append)
+    prompt = library_prompt("strength_sweep.json")
+    prompt["15"]["inputs"].update(y_input="9.cfg", y_values="5, 7.5")  # the depth2img row: 4 × 2 cells
+    result = engine.run(prompt, on_event=events.append)
     assert result.error is not None and result.error.node_id == "15"
     assert "4 × 2 = 8 cells, more than the limit of 6" in result.error.exception_message
     assert "max_grid_cells" in result.error.exception_message

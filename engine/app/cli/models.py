@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ...models.common import ModelError
+from ...models.controlnets import CONTROLNET_FOLDER, find_controlnets
 from ...models.convert import convert_checkpoint
 from ...models.depth_estimators import DEPTH_FOLDER, find_depth_estimators
 from ...models.fetch import fetch_model
@@ -26,6 +27,9 @@ def models_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"\ndepth estimators (DepthModelLoader; more in {settings.models_dir / DEPTH_FOLDER}):")
         for estimator in find_depth_estimators(settings.models_dir):
             print(estimator.describe())
+        print(f"\nControlNets (ControlNetLoader; more in {settings.models_dir / CONTROLNET_FOLDER}):")
+        for controlnet in find_controlnets(settings.models_dir):
+            print(controlnet.describe())
         return EXIT_OK
     if args.action == "convert":
         if not args.checkpoint.is_file():
