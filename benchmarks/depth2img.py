@@ -7,7 +7,8 @@ alternating in one process.
     python benchmarks/depth2img.py --device cuda --no-compile   # the engine without torch.compile
     python benchmarks/depth2img.py --compile --cases 64x1 --steps 10   # compiling on a CPU
     python benchmarks/depth2img.py --device cuda --low-memory   # the engine alone, low-memory mode
-    python benchmarks/depth2img.py --tasks img2img         # image-to-image only (default: both tasks)
+    python benchmarks/depth2img.py --tasks img2img         # image-to-image only (default: all tasks)
+    python benchmarks/depth2img.py --tasks controlnet      # image-to-image under a depth ControlNet
 
 Every case (`--cases 512x1,768x1,512x4`: image size x batch) runs strength 1.0, guidance 7.5, the
 PNDM scheduler, one prompt. (a) diffusers' pipeline as its documentation loads it,
@@ -17,7 +18,9 @@ acceleration (on CUDA: compiled UNet and VAE decoder, CUDA graphs, channels-last
 repeats the encoded image with RepeatLatentBatch, as diffusers' `num_images_per_prompt` does. The
 img2img task (`--tasks`) runs the same cases on an SD 2.x base model (`tiny-sd21`'s weights, or the
 full-size SD 2.x architecture with random weights) through the Sampler node, against
-StableDiffusionImg2ImgPipeline.
+StableDiffusionImg2ImgPipeline; the controlnet task runs them on SD 1.5 (`tiny-sd15` with
+`tiny-controlnet-sd15`, or SD 1.5's full-size UNet with a ControlNet made from it) with the photo as
+control image, through ControlNetApply and Sampler, against StableDiffusionControlNetImg2ImgPipeline.
 
 `--full-size` (the default on CUDA) builds the real SD2-depth architecture (UNet 320/640/1280/1280,
 OpenCLIP-H text tower, DPT-hybrid) with random weights: timing needs no trained weights. Both sides
@@ -59,7 +62,11 @@ from depthgraph.engine.app.engine import Engine
 from depthgraph.engine.core.events import Progress
 from depthgraph.engine.models.manager import COMPONENTS, WEIGHTED
 from depthgraph.engine.models.tiny import BUILDERS, build_tiny
-from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionImg2ImgPipeline
+from diffusers import (
+    StableDiffusionControlNetImg2ImgPipeline,
+    StableDiffusionDepth2ImgPipeline,
+    StableDiffusionImg2ImgPipeline,
+)
 from PIL import Image
 
 from benchmarks.gpu_figures import (
@@ -86,10 +93,11 @@ RATIO_TARGET = {"cuda": 0.6, "cpu": 1.05}
 MATMUL_SHARE_TARGET = 0.35
 LOW_MEMORY_LIMIT = 4 * GIB
 WEIGHTED_COMPONENTS = tuple(name for name in COMPONENTS if name in WEIGHTED)
-TASKS = ("depth2img", "img2img")
+TASKS = ("depth2img", "img2img", "controlnet")
 PIPELINES: dict[str, Any] = {
     "depth2img": StableDiffusionDepth2ImgPipeline,
     "img2img": StableDiffusionImg2ImgPipeline,
+    "controlnet": StableDiffusionControlNetImg2ImgPipeline,
 }
 
 
@@ -133,31 +141,46 @@ def full_size_components() -> dict[str, Any]:
     }
 
 
-def img2img_components(full_size: bool) -> dict[str, Any]:
-    """SD 2.x base: the full-size architecture with random weights, or `tiny-sd21`'s parts."""
+def img2img_components(full_size: bool, task: str = "img2img") -> dict[str, Any]:
+    """SD 2.x base (img2img) or SD 1.5 with a ControlNet (controlnet): the full-size architecture with
+    random weights, or the tiny built-ins' parts."""
+    from depthgraph.engine.models.family_configs import SD1_CONFIGS, SD2_CONFIGS
+    from depthgraph.engine.models.tiny_controlnets import build_tiny_controlnet
     from depthgraph.engine.models.tiny_families import tiny_family_builders
 
-    parts = {part: build() for part, build in tiny_family_builders("tiny-sd21").items()}
+    controlled = task == "controlnet"
+    parts = {
+        part: build()
+        for part, build in tiny_family_builders("tiny-sd15" if controlled else "tiny-sd21").items()
+    }
     if full_size:
-        from depthgraph.engine.models.family_configs import SD2_CONFIGS
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextConfig, CLIPTextModel
 
-        parts["unet"] = UNet2DConditionModel.from_config(SD2_CONFIGS.unet)
-        parts["vae"] = AutoencoderKL.from_config(SD2_CONFIGS.vae)
-        parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(**SD2_CONFIGS.text_encoder))
+        configs = SD1_CONFIGS if controlled else SD2_CONFIGS
+        parts["unet"] = UNet2DConditionModel.from_config(configs.unet)
+        parts["vae"] = AutoencoderKL.from_config(configs.vae)
+        parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(**configs.text_encoder))
+    if controlled:
+        from diffusers import ControlNetModel
+
+        full = full_size and ControlNetModel.from_unet(parts["unet"])
+        parts["controlnet"] = full or build_tiny_controlnet("tiny-controlnet-sd15")
     return {**parts, "safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
 
 def saved_model(models_dir: Path, full_size: bool, task: str = "depth2img") -> str:
     """The name of the model folder both sides load, saved on first use."""
     name = "bench-full" if full_size else "bench-tiny"
-    if task == "img2img":
-        name = f"bench-img2img-{'full' if full_size else 'tiny'}"
+    if task != "depth2img":
+        name = f"bench-{task}-{'full' if full_size else 'tiny'}"
     folder = models_dir / name
     if not (folder / "model_index.json").is_file():
-        if task == "img2img":
-            StableDiffusionImg2ImgPipeline(**img2img_components(full_size)).save_pretrained(folder)
+        if task != "depth2img":
+            pipeline = PIPELINES[task](**img2img_components(full_size, task))
+            pipeline.save_pretrained(folder)
+            if task == "controlnet":  # where ControlNetLoader finds it
+                pipeline.controlnet.save_pretrained(models_dir / "controlnet" / name)
         else:
             components = (
                 full_size_components() if full_size else {part: build_tiny(part) for part in BUILDERS}
@@ -203,9 +226,21 @@ def graph(model: str, image: str, batch: int, steps: int, task: str = "depth2img
             "cfg": GUIDANCE,
         },
     }
-    if task == "img2img":
+    if task != "depth2img":
         del prompt["3"], prompt[SAMPLER_NODE]["inputs"]["depth"]
         prompt[SAMPLER_NODE]["class_type"] = "Sampler"
+    if task == "controlnet":  # the photo as control image, on both prompts
+        prompt["12"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": model}}
+        prompt["13"] = {
+            "class_type": "ControlNetApply",
+            "inputs": {
+                "positive": ["4", 0],
+                "negative": ["5", 0],
+                "control_net": ["12", 0],
+                "image": ["2", 0],
+            },
+        }
+        prompt[SAMPLER_NODE]["inputs"].update(positive=["13", 0], negative=["13", 1])
     prompt["9"] = {"class_type": "VAEDecode", "inputs": {"samples": [SAMPLER_NODE, 0], "vae": ["1", 2]}}
     prompt["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["9", 0]}}
     return prompt
@@ -262,6 +297,7 @@ class DiffusersSide:
             num_inference_steps=self.steps,
             guidance_scale=GUIDANCE,
             num_images_per_prompt=self.case.batch,
+            **({"control_image": self.photo} if hasattr(self.pipeline, "controlnet") else {}),
             generator=torch.Generator().manual_seed(0),
             output_type="pil",
         )
@@ -378,6 +414,12 @@ def report_case(
 def describe_run(args: argparse.Namespace, dtype: torch.dtype, task: str = "depth2img") -> str:
     if task == "img2img":
         model = "full-size SD 2.x base (random weights)" if args.full_size else "tiny-sd21"
+    elif task == "controlnet":
+        model = (
+            "full-size SD 1.5 + ControlNet (random weights)"
+            if args.full_size
+            else "tiny-sd15 + tiny-controlnet-sd15"
+        )
     else:
         model = "full-size SD2-depth (random weights)" if args.full_size else "tiny-random"
     device = f"cuda {torch.cuda.get_device_name()}" if args.device == "cuda" else args.device
@@ -405,7 +447,7 @@ def compare(args: argparse.Namespace) -> None:
 
 
 def compare_task(args: argparse.Namespace, engine: Engine, task: str) -> None:
-    """One task (depth2img or img2img) against its diffusers pipeline, case by case."""
+    """One task (depth2img, img2img or controlnet) against its diffusers pipeline, case by case."""
     model = saved_model(engine.settings.models_dir, args.full_size, task)
     dtype = engine.models.dtype
     folder = engine.settings.models_dir / model
@@ -509,7 +551,7 @@ def parse_arguments() -> argparse.Namespace:
         "--tasks",
         type=parse_tasks,
         default=TASKS,
-        help="depth2img,img2img (default: both; --low-memory runs depth2img)",
+        help="depth2img,img2img,controlnet (default: all; --low-memory runs depth2img)",
     )
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/.work"), help="model, input, output")
     args = parser.parse_args()
