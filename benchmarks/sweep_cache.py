@@ -2,7 +2,7 @@
 
     python benchmarks/sweep_cache.py [--steps 10] [--device cpu]
 
-Runs the 4 × 2 strength sweep cold, the same grid again, and the grid with a fifth strength, and
+Runs the 4 × 3 strength sweep (img2img, depth2img, ControlNet depth) cold, the same grid again, and the grid with a fifth strength, and
 prints the time of each and how often each node ran. Work the cells share (loading, depth estimation,
 text and VAE encoding) should run once per grid; a repeated grid should run nothing; a new value
 should run only its own cells.
@@ -51,11 +51,16 @@ def main() -> None:
         shutil.copytree(ROOT / "input", workspace / "input")
         engine = Engine(Settings.under(workspace, device=args.device))
         prompt = json.loads(json.dumps(load_graph(ROOT / "graphs" / "strength_sweep.json").prompt))
-        prompt["8"]["inputs"]["steps"] = args.steps
-        print(f"strength_sweep.json, 4 strengths × 2 depth maps, {args.steps} steps, {engine.device}")
+        for entry in prompt.values():
+            if entry["class_type"] == "NoiseLatent":
+                entry["inputs"]["steps"] = args.steps
+        methods = "img2img, depth2img and ControlNet depth"
+        print(f"strength_sweep.json, 4 strengths × 3 methods ({methods}), {args.steps} steps, {engine.device}")
         timed(engine, prompt, "cold")
         timed(engine, prompt, "same grid again")
-        prompt["15"]["inputs"]["x_values"] += ", 0.9"
+        for entry in prompt.values():
+            if entry["class_type"] == "SweepImages":
+                entry["inputs"]["x_values"] += ", 0.9"
         timed(engine, prompt, "one more strength")
 
 
