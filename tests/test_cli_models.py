@@ -113,18 +113,29 @@ def test_a_failed_download_is_one_clear_line_and_leaves_nothing_behind(
     assert models_in(tmp_path) == []
 
 
-def test_a_download_that_is_not_a_depth_model_is_refused_and_removed(
+def test_a_download_of_a_model_depthgraph_does_not_run_is_refused_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        "huggingface_hub.snapshot_download",
+        lambda **options: make_depth_folder(Path(options["local_dir"]), channels=9),
+    )
+    assert main(["models", "--models-dir", str(tmp_path), "fetch", "someone/sd2-inpainting"]) == 1
+    error = capsys.readouterr().err
+    assert "someone/sd2-inpainting was downloaded but cannot be used, so it was removed" in error
+    assert "is an inpainting model" in error and ".fetching" not in error
+    assert models_in(tmp_path) == []
+
+
+def test_a_download_of_a_plain_sd_model_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(
         "huggingface_hub.snapshot_download",
         lambda **options: make_depth_folder(Path(options["local_dir"]), channels=4),
     )
-    assert main(["models", "--models-dir", str(tmp_path), "fetch", "someone/sd21"]) == 1
-    error = capsys.readouterr().err
-    assert "someone/sd21 was downloaded but cannot be used, so it was removed" in error
-    assert "is not a depth model" in error and ".fetching" not in error
-    assert models_in(tmp_path) == []
+    assert main(["models", "--models-dir", str(tmp_path), "fetch", "someone/sd15"]) == 0
+    assert models_in(tmp_path) == ["sd15"]
 
 
 def test_models_fetch_never_writes_into_an_existing_folder(
@@ -180,13 +191,13 @@ def test_import_refuses_what_is_not_a_depth_model_and_copies_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     models = tmp_path / "models"
-    plain = depth_checkpoint(tmp_path / "v2-1_768-ema-pruned.safetensors", channels=4)
+    inpainting = depth_checkpoint(tmp_path / "512-inpainting-ema.safetensors", channels=9)
     half = make_depth_folder(tmp_path / "no-vae") or tmp_path / "no-vae"
     (half / "vae").rmdir()
     notes = tmp_path / "notes.txt"
     notes.write_text("not a model")
     cases = [
-        (plain, "is not a depth model: its UNet takes 4 channels"),
+        (inpainting, "is an inpainting model (9 channels"),
         (half, "has no vae folder"),
         (notes, "neither a model folder nor a checkpoint file"),
         (tmp_path / "missing.ckpt", "does not exist"),
@@ -209,3 +220,66 @@ def test_import_never_overwrites_nor_leaves_the_models_folder(
         assert main(["models", "--models-dir", str(models), "import", str(checkpoint), "--name", name]) == 1
         assert "cannot name a model" in capsys.readouterr().err
     assert models_in(models) == ["depth.safetensors"] and not (tmp_path / "outside.safetensors").exists()
+
+
+def test_import_puts_each_kind_where_its_loader_finds_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An SD 2.x file into models/, a ControlNet (original layout, yaml beside it) into
+    models/controlnet/, a diffusers ControlNet folder there too, a depth estimator into models/depth/;
+    each report names the input that picks it."""
+    from depthgraph.engine.models.tiny_controlnets import build_tiny_controlnet
+    from depthgraph.engine.models.tiny_depth import build_tiny_estimator
+
+    from tests.models.ldm_export import controlnet_to_ldm, original_controlnet_yaml
+
+    downloads = tmp_path / "Downloads"
+    downloads.mkdir()
+    models = tmp_path / "models"
+    plain = depth_checkpoint(downloads / "v2-1_512-ema-pruned.safetensors", channels=4)
+    state = {
+        "cond_stage_model.model.token_embedding.weight": torch.zeros(8, 8),
+        "global_step": torch.tensor(875000),
+    }
+    from safetensors.torch import load_file
+
+    save_file({**load_file(plain), **state}, str(plain))
+    assert main(["models", "--models-dir", str(models), "import", str(plain)]) == 0
+    out = capsys.readouterr().out
+    assert "a Stable Diffusion 2.x single-file checkpoint" in out and "ckpt_name=v2-1_512-ema-pruned" in out
+
+    controlnet = build_tiny_controlnet("tiny-controlnet-sd15")
+    pth = downloads / "control_v11f1p_sd15_depth.pth"
+    torch.save(controlnet_to_ldm(controlnet.state_dict(), dict(controlnet.config)), pth)
+    (downloads / "control_v11f1p_sd15_depth.yaml").write_text(
+        original_controlnet_yaml(dict(controlnet.config))
+    )
+    assert main(["models", "--models-dir", str(models), "import", str(pth)]) == 0
+    out = capsys.readouterr().out
+    assert "a ControlNet for Stable Diffusion 1.x" in out
+    assert "control_net_name=control_v11f1p_sd15_depth.pth" in out
+    assert models_in(models / "controlnet") == [
+        "control_v11f1p_sd15_depth.pth",
+        "control_v11f1p_sd15_depth.yaml",
+    ]
+
+    controlnet.save_pretrained(downloads / "control-sd15-depth-diffusers")
+    assert (
+        main(
+            ["models", "--models-dir", str(models), "import", str(downloads / "control-sd15-depth-diffusers")]
+        )
+        == 0
+    )
+    assert "control_net_name=control-sd15-depth-diffusers" in capsys.readouterr().out
+
+    build_tiny_estimator("tiny-depth-anything-v2").save_pretrained(downloads / "Depth-Anything-V2-Small-hf")
+    assert (
+        main(["models", "--models-dir", str(models), "import", str(downloads / "Depth-Anything-V2-Small-hf")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "Depth Anything" in out and "depth_model_name=Depth-Anything-V2-Small-hf" in out
+    assert models_in(models / "depth") == ["Depth-Anything-V2-Small-hf"]
+    assert main(["models", "--models-dir", str(models), "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "control_v11f1p_sd15_depth.pth  (ControlNet for Stable Diffusion 1.x; single file" in listed

@@ -26,14 +26,18 @@ from ..core.events import Listener, NodeExecuted, PromptFailed, PromptInterrupte
 from ..core.files import FileStore
 from ..core.graph import ExecutableGraph
 from ..core.signatures import compute_signatures
-from ..core.sockets import CLIP, DEPTH_MODEL, MODEL, VAE
+from ..core.sockets import CLIP, CONTROL_NET, DEPTH_MODEL, MODEL, VAE
+from ..models.controlnets import CONTROLNET_FOLDER
+from ..models.depth_estimators import DEPTH_FOLDER
 from .routing import DEFAULT_SLOTS, Router, Work
 from .shipping import OutputNames, ShippedFile, input_files, read_inputs
 from .worker import EngineWorker, Finished, worker_config
 
 log = logging.getLogger("depthgraph.cluster")
 NAMESPACE = "depthgraph"
-MODEL_SOCKETS = frozenset({MODEL, CLIP, VAE, DEPTH_MODEL})
+CHECKPOINT_SOCKETS = frozenset({MODEL, CLIP, VAE})
+# What a loader of only these outputs names is kept under in the model manager (`depth/NAME`, ...).
+OWN_FOLDERS = {DEPTH_MODEL: DEPTH_FOLDER, CONTROL_NET: CONTROLNET_FOLDER}
 START_TIMEOUT = 300.0  # seconds for a worker to import torch and build its engine
 CALL_TIMEOUT = 30.0
 
@@ -53,11 +57,19 @@ def import_ray() -> Any:
 
 
 def prompt_models(graph: ExecutableGraph) -> set[str]:
-    """The model names a graph loads: text constants of the nodes that output model handles."""
+    """The models a graph loads, named as a worker's model manager reports them: the text constants
+    of the nodes that output model handles, a checkpoint's as they are, a depth estimator's or a
+    ControlNet's under its folder (`depth/NAME`, `controlnet/NAME`)."""
     names: set[str] = set()
     for graph_node in graph.nodes.values():
-        if any(output.type in MODEL_SOCKETS for output in graph_node.definition.outputs):
-            names.update(value for value in graph_node.constants.values() if isinstance(value, str))
+        types = {output.type for output in graph_node.definition.outputs}
+        if types & CHECKPOINT_SOCKETS:
+            prefix = ""
+        elif len(types) == 1 and (folder := OWN_FOLDERS.get(next(iter(types)))):
+            prefix = f"{folder}/"
+        else:
+            continue
+        names.update(prefix + value for value in graph_node.constants.values() if isinstance(value, str))
     return names
 
 

@@ -1,4 +1,5 @@
-"""Downloading a depth model in diffusers layout (on a machine with internet)."""
+"""Downloading a Stable Diffusion model of any family depthgraph runs, in diffusers layout (on a machine
+with internet)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def fetch_model(models_dir: Path, repo: str = DEFAULT_REPO, revision: str | None
     """Download `repo` into `models_dir/<repo name>` and return that folder.
 
     The download goes to a hidden folder beside it, renamed when it is complete and checked to be a
-    depth model, so a failed or refused download leaves nothing the loader would list (it is
+    model depthgraph runs, so a failed or refused download leaves nothing the loader would list (it is
     removed). An existing folder of that name is never written into."""
     from huggingface_hub import snapshot_download
 

@@ -54,7 +54,7 @@ class ModelSource:
         found = _INFOS.get(key)
         if found is None:
             assert self.path is not None
-            found = folder_info(self.path) if self.kind == "diffusers" else _single_file_info(self.path)
+            found = folder_info(self.path) if self.kind == "diffusers" else single_file_info(self.path)
             if len(_INFOS) > 256:
                 _INFOS.clear()
             _INFOS[key] = found
@@ -79,7 +79,7 @@ def _is_diffusers_folder(path: Path) -> bool:
     return (path / "model_index.json").is_file()
 
 
-def _single_file_info(path: Path) -> ModelInfo:
+def single_file_info(path: Path) -> ModelInfo:
     """A single file's family: the yaml beside it decides, else its tensor names and shapes."""
     from .checkpoint_read import global_step, tensor_shapes
     from .families import DEPTH_MODEL_PREFIX, FAMILIES, checkpoint_info

@@ -7,6 +7,7 @@ loader reading them (tests/models/test_families.py), not by this module."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -266,3 +267,45 @@ def controlnet_to_ldm(
     encoder = unet_to_ldm(rest, {**config, "up_block_types": []})
     own.update({key.removeprefix("model.diffusion_model."): value for key, value in encoder.items()})
     return {prefix + key: value.contiguous().clone() for key, value in own.items()}
+
+
+def original_controlnet_yaml(config: dict[str, Any]) -> str:
+    """The original ControlNet yaml (as `control_v11f1p_sd15_depth.yaml` and `cldm_v21.yaml` are laid
+    out) for a diffusers ControlNet config: ControlLDM with its control_stage_config."""
+    channels = config["block_out_channels"]
+    heads = config["attention_head_dim"]
+    linear = config["use_linear_projection"]
+    attention = [
+        2**level for level, kind in enumerate(config["down_block_types"]) if kind.startswith("CrossAttn")
+    ]
+    params = {
+        "image_size": 32,
+        "in_channels": config["in_channels"],
+        "hint_channels": config["conditioning_channels"],
+        "model_channels": channels[0],
+        "attention_resolutions": attention,
+        "num_res_blocks": config["layers_per_block"],
+        "channel_mult": [size // channels[0] for size in channels],
+        "use_spatial_transformer": True,
+        "transformer_depth": 1,
+        "context_dim": config["cross_attention_dim"],
+        "use_checkpoint": True,
+        "legacy": False,
+    }
+    params["num_heads"] = heads if isinstance(heads, int) else heads[0]  # the same in every block here
+    if linear:
+        params["use_linear_in_transformer"] = True
+    stage = {"target": "cldm.cldm.ControlNet", "params": params}
+    unet = {"target": "cldm.cldm.ControlledUnetModel", "params": {**params, "out_channels": 4}}
+    document = {
+        "model": {
+            "target": "cldm.cldm.ControlLDM",
+            "params": {
+                "control_key": "hint",
+                "control_stage_config": stage,
+                "unet_config": unet,
+                "first_stage_config": {"params": {"ddconfig": {"ch_mult": [1, 2, 4, 4]}}},
+            },
+        }
+    }
+    return json.dumps(document)  # JSON is YAML

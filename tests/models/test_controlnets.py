@@ -19,51 +19,9 @@ from depthgraph.engine.models.tiny_controlnets import TINY_CONTROLNETS, build_ti
 from diffusers.loaders import single_file_utils
 from safetensors.torch import save_file
 
-from tests.models.ldm_export import controlnet_to_ldm
+from tests.models.ldm_export import controlnet_to_ldm, original_controlnet_yaml
 
 FAMILIES = {"tiny-controlnet-sd15": SD1, "tiny-controlnet-sd21": SD2, "tiny-controlnet-sdxl": SDXL}
-
-
-def original_yaml(config: dict[str, Any]) -> str:
-    """The original ControlNet yaml (as `control_v11f1p_sd15_depth.yaml` and `cldm_v21.yaml` are laid
-    out) for a diffusers ControlNet config: ControlLDM with its control_stage_config."""
-    channels = config["block_out_channels"]
-    heads = config["attention_head_dim"]
-    linear = config["use_linear_projection"]
-    attention = [
-        2**level for level, kind in enumerate(config["down_block_types"]) if kind.startswith("CrossAttn")
-    ]
-    params = {
-        "image_size": 32,
-        "in_channels": config["in_channels"],
-        "hint_channels": config["conditioning_channels"],
-        "model_channels": channels[0],
-        "attention_resolutions": attention,
-        "num_res_blocks": config["layers_per_block"],
-        "channel_mult": [size // channels[0] for size in channels],
-        "use_spatial_transformer": True,
-        "transformer_depth": 1,
-        "context_dim": config["cross_attention_dim"],
-        "use_checkpoint": True,
-        "legacy": False,
-    }
-    params["num_heads"] = heads if isinstance(heads, int) else heads[0]  # the same in every block here
-    if linear:
-        params["use_linear_in_transformer"] = True
-    stage = {"target": "cldm.cldm.ControlNet", "params": params}
-    unet = {"target": "cldm.cldm.ControlledUnetModel", "params": {**params, "out_channels": 4}}
-    document = {
-        "model": {
-            "target": "cldm.cldm.ControlLDM",
-            "params": {
-                "control_key": "hint",
-                "control_stage_config": stage,
-                "unet_config": unet,
-                "first_stage_config": {"params": {"ddconfig": {"ch_mult": [1, 2, 4, 4]}}},
-            },
-        }
-    }
-    return json.dumps(document)  # JSON is YAML
 
 
 def same_weights(ours: Any, theirs: Any) -> None:
@@ -188,7 +146,7 @@ def test_an_original_layout_file_loads(
     else:
         save_file(state, path)
     if with_yaml:
-        path.with_suffix(".yaml").write_text(original_yaml(dict(model.config)))
+        path.with_suffix(".yaml").write_text(original_controlnet_yaml(dict(model.config)))
     source = find_controlnet(path.name, tmp_path)
     assert source.info().family is FAMILIES[name]
     loaded = read_controlnet(source)

@@ -77,5 +77,5 @@ def _import_model(path: Path, args: argparse.Namespace, settings: Settings) -> i
     print(f"{path} {how} {report.target}")
     for finding in report.findings:
         print(f"  {finding}")
-    print(f"pick it with ckpt_name={report.name}")
+    print(f"pick it with {report.picked_by}={report.name}")
     return EXIT_OK
