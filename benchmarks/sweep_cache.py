@@ -2,10 +2,10 @@
 
     python benchmarks/sweep_cache.py [--steps 10] [--device cpu]
 
-Runs the 4 × 3 strength sweep (img2img, depth2img, ControlNet depth) cold, the same grid again, and the grid with a fifth strength, and
-prints the time of each and how often each node ran. Work the cells share (loading, depth estimation,
-text and VAE encoding) should run once per grid; a repeated grid should run nothing; a new value
-should run only its own cells.
+Runs the 4 × 3 strength sweep (img2img, depth2img, ControlNet depth) cold, the same grid again, and
+the grid with a fifth strength, and prints the time of each and how often each node ran. Work the
+cells share (loading, depth estimation, text and VAE encoding) should run once per grid; a repeated
+grid should run nothing; a new value should run only its own cells.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def main() -> None:
         for entry in prompt.values():
             if entry["class_type"] == "NoiseLatent":
                 entry["inputs"]["steps"] = args.steps
-        methods = "img2img, depth2img and ControlNet depth"
-        print(f"strength_sweep.json, 4 strengths × 3 methods ({methods}), {args.steps} steps, {engine.device}")
+        methods = "4 strengths × 3 methods (img2img, depth2img and ControlNet depth)"
+        print(f"strength_sweep.json, {methods}, {args.steps} steps, {engine.device}")
         timed(engine, prompt, "cold")
         timed(engine, prompt, "same grid again")
         for entry in prompt.values():

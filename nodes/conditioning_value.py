@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
 from depthgraph.engine.models.families import Family
+from depthgraph.nodes.heavy import torch
 
 NO_POOLED = (
     "this conditioning has no pooled text embedding, which SDXL needs: encode the prompt with the SDXL "

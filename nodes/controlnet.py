@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.files import FileStore
 from depthgraph.engine.core.registry import Combo, Float, Output, Socket, node
@@ -32,6 +31,7 @@ from depthgraph.engine.models.controlnets import (
 from depthgraph.engine.models.manager import ModelManager
 from depthgraph.nodes.conditioning_value import Conditioning, as_conditioning
 from depthgraph.nodes.depth_ops import normalize_percentile
+from depthgraph.nodes.heavy import torch
 from depthgraph.nodes.pairing import controlnet_apply_check
 from depthgraph.nodes.spatial import resize_planes, stretch_depth
 from depthgraph.nodes.unet_additions import UNetCall

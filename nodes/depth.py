@@ -3,13 +3,13 @@ and a grayscale preview of a depth map."""
 
 from __future__ import annotations
 
-import torch
 from depthgraph.engine.core.registry import Combo, Output, Socket, node
 from depthgraph.engine.core.sockets import DEPTH, DEPTH_MODEL, IMAGE
 from depthgraph.engine.models.depth_estimators import DepthEstimatorHandle
 from depthgraph.engine.models.depth_estimators import estimate_depth as estimate_inverse_depth
 from depthgraph.engine.models.manager import ModelHandle
 from depthgraph.nodes.depth_ops import normalize_min_max
+from depthgraph.nodes.heavy import torch
 from depthgraph.nodes.image_tensors import tensor_to_pil
 
 PREPROCESSING = ("diffusers", "stability")

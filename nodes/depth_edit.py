@@ -4,11 +4,11 @@ range as "Depth as Image" shows it (0 = farthest, 1 = nearest)."""
 
 from __future__ import annotations
 
-import torch
 from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.registry import Boolean, Combo, Float, Int, Output, Socket, String, node
 from depthgraph.engine.core.sockets import DEPTH, IMAGE, MASK
 from depthgraph.nodes import depth_ops, output_sizes
+from depthgraph.nodes.heavy import torch
 from depthgraph.nodes.spatial import match_batch
 
 POSITION_TOOLTIP = "on the normalised map: 0 = farthest, 1 = nearest"

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import torch
 from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.files import FileStore
 from depthgraph.engine.core.registry import Combo, FilenamePrefix, NodeOutput, Output, Socket, node
 from depthgraph.engine.core.sockets import DEPTH
+from depthgraph.nodes.heavy import torch
 from depthgraph.nodes.image import input_file_hash
 from depthgraph.nodes.image_tensors import pixel_problem, png_metadata
 from PIL import Image, UnidentifiedImageError

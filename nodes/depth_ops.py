@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 from itertools import pairwise
 
-import torch
-import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
+from depthgraph.nodes.heavy import F, torch
 from depthgraph.nodes.spatial import gaussian_blur, match_batch, pad_mode, resize_planes, stretch_depth
 
 CURVE_EXAMPLE = "0:0, 0.5:0.7, 1:1"

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.limits import Limits, OutputTooLargeError
 from depthgraph.engine.core.registry import Int, Output, Socket, String, node
 from depthgraph.engine.core.sockets import GRID_LABELS, IMAGE
 from depthgraph.engine.core.subchain import SubChain
+from depthgraph.nodes.heavy import torch
 from depthgraph.nodes.image_tensors import tensor_to_pil
 from depthgraph.nodes.output_sizes import image_dims
 from PIL import Image, ImageDraw, ImageFont

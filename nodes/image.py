@@ -8,8 +8,6 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
-import torch
-import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
 from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.events import PreviewFrame
 from depthgraph.engine.core.files import FileStore, FolderKind
@@ -25,6 +23,7 @@ from depthgraph.engine.core.registry import (
 )
 from depthgraph.engine.core.sockets import IMAGE, MASK
 from depthgraph.nodes import output_sizes
+from depthgraph.nodes.heavy import F, torch
 from depthgraph.nodes.image_tensors import png_metadata, read_image, resize_with_pillow, tensor_to_pil
 from depthgraph.nodes.parameters import generation_parameters
 from depthgraph.nodes.spatial import fit_mask

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from depthgraph.nodes.heavy import torch
 from PIL import Image, ImageOps, ImageSequence, PngImagePlugin, UnidentifiedImageError
 
 

@@ -3,12 +3,12 @@ the noise mask that limits where the sampler may change the latents."""
 
 from __future__ import annotations
 
-import torch
 from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.registry import Combo, Float, Int, Output, Socket, node
 from depthgraph.engine.core.sockets import LATENT, MASK, MODEL
 from depthgraph.engine.models.manager import ModelHandle
 from depthgraph.nodes import output_sizes
+from depthgraph.nodes.heavy import torch
 from depthgraph.nodes.latent_value import Latent, Noising, Schedule, as_latent
 from depthgraph.nodes.schedulers import SCHEDULERS
 from depthgraph.nodes.spatial import fit_mask, match_batch

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
+from depthgraph.nodes.heavy import torch
 from depthgraph.nodes.schedulers import denoising_timesteps, make_scheduler
 
 LATENT_SCALE = 8  # SD2's VAE turns 8×8 pixels into one latent

@@ -4,11 +4,11 @@ through a mask. The tensor work is in `nodes/mask_ops.py`."""
 
 from __future__ import annotations
 
-import torch
 from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.registry import Boolean, Combo, Float, Int, Output, Socket, node
 from depthgraph.engine.core.sockets import IMAGE, MASK
 from depthgraph.nodes import mask_ops, output_sizes
+from depthgraph.nodes.heavy import torch
 from depthgraph.nodes.image import MAX_SIDE, input_file_hash, input_image_file
 from depthgraph.nodes.image_tensors import read_image
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
+from depthgraph.nodes.heavy import F, torch
 from depthgraph.nodes.spatial import fit_mask, gaussian_blur, match_batch, resize_planes
 
 COLOUR_CHANNELS = ("red", "green", "blue")
@@ -20,11 +19,11 @@ MASK_FIX = (
 )
 # For soft masks: and = intersection, or = union, subtract = difference; the result is clamped to 0..1.
 MASK_OPERATIONS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "multiply": torch.mul,
-    "add": torch.add,
-    "subtract": torch.sub,
-    "and": torch.minimum,
-    "or": torch.maximum,
+    "multiply": lambda destination, source: destination * source,
+    "add": lambda destination, source: destination + source,
+    "subtract": lambda destination, source: destination - source,
+    "and": lambda destination, source: torch.minimum(destination, source),
+    "or": lambda destination, source: torch.maximum(destination, source),
     "xor": lambda destination, source: (destination - source).abs(),
 }
 

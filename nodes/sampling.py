@@ -16,8 +16,6 @@ import io
 import time
 from typing import Any
 
-import torch
-import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
 from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.events import PreviewFrame
 from depthgraph.engine.core.registry import Float, Output, Socket, node
@@ -25,6 +23,7 @@ from depthgraph.engine.core.sockets import CONDITIONING, DEPTH, LATENT, MODEL
 from depthgraph.engine.models.common import DEPTH_UNET_CHANNELS
 from depthgraph.engine.models.manager import ModelHandle
 from depthgraph.nodes.conditioning_value import Conditioning, as_conditioning
+from depthgraph.nodes.heavy import F, torch
 from depthgraph.nodes.image_tensors import tensor_to_pil
 from depthgraph.nodes.latent_value import Latent, as_latent
 from depthgraph.nodes.pairing import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
+from depthgraph.nodes.heavy import torch
 
 SCHEDULERS = ("pndm", "ddim", "euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_karras", "unipc")
 

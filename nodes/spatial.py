@@ -8,8 +8,7 @@ another shape was made for another picture and gets an error that names the fix.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
+from depthgraph.nodes.heavy import F, torch
 
 ASPECT_TOLERANCE = 0.02
 

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from depthgraph.engine.core.files import FileStore
 from depthgraph.engine.core.registry import Int, Output, Socket, String, node
 from depthgraph.engine.core.sockets import CLIP, CONDITIONING
@@ -21,6 +20,7 @@ from depthgraph.engine.models.common import ModelError
 from depthgraph.engine.models.families import ModelInfo, UnsupportedModelError
 from depthgraph.engine.models.manager import ModelHandle
 from depthgraph.nodes.conditioning_value import Conditioning, ConditioningInfo, SizeConditioning
+from depthgraph.nodes.heavy import torch
 
 log = logging.getLogger("depthgraph.nodes.text")
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import torch
+from depthgraph.nodes.heavy import torch
 
 RESIDUAL_KEYS = ("down_block_additional_residuals", "mid_block_additional_residual")
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from depthgraph.engine.core.context import NodeContext
 from depthgraph.engine.core.registry import Output, Socket, node
 from depthgraph.engine.core.sockets import IMAGE, LATENT, VAE
 from depthgraph.engine.models.acceleration import tiling_for
 from depthgraph.engine.models.manager import ModelHandle
 from depthgraph.nodes import output_sizes
+from depthgraph.nodes.heavy import torch
 from depthgraph.nodes.latent_value import LATENT_SCALE, Latent, as_latent
 
 

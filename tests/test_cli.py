@@ -367,6 +367,7 @@ def test_nodes_lists_the_builtin_nodes_by_category(depthgraph: Cli) -> None:
         elif not line.startswith("      "):
             category.append(line.split()[0])
     assert categories["image"] == [
+        "ImageBatch",
         "ImageCompositeMasked",
         "ImageInvert",
         "ImageSizeForModel",
@@ -375,7 +376,13 @@ def test_nodes_lists_the_builtin_nodes_by_category(depthgraph: Cli) -> None:
         "SaveImage",
     ]
     assert categories["image/upscaling"] == ["ImageScale"]
-    assert categories["depth"] == ["DepthEstimate", "DepthToImage", "LoadDepth", "SaveDepth"]
+    assert categories["depth"] == [
+        "DepthEstimate",
+        "DepthToControlImage",
+        "DepthToImage",
+        "LoadDepth",
+        "SaveDepth",
+    ]
     assert len(categories["depth/edit"]) == 8 and len(categories["mask"]) == 10
     assert categories["image/grid"] == ["ImageGrid", "SweepImages"]
     assert categories["latent/inpaint"] == ["SetLatentNoiseMask"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from functools import cached_property
 from typing import Any
 
 from ..core.cache import ResultCache
@@ -37,22 +38,37 @@ class Engine:
             self.pack_report = PackReport()
         self.registry = registry
         self.files = files or self.settings.file_store()
-        self.device = resolve_device(self.settings.device)
         self.cache = ResultCache(self.settings.cache_budget)
-        acceleration = replace(self.settings.acceleration, cache_dir=self.settings.compile_cache_dir())
-        self.models = ModelManager(
-            self.settings.models_dir, self.device, self.settings.dtype, acceleration=acceleration
-        )
-        # Weights and cached results share one budget on the compute device, if one is set.
-        residency = self.models.residency
-        self.models.attach_cache(self.cache)
-        self.cache.allowance = lambda device: (
-            residency.cache_allowance() if device == residency.device_type else None
-        )
         self.limits = Limits(
             max_grid_cells=self.settings.max_grid_cells, max_output_pixels=self.settings.max_output_pixels
         )
-        self.executor = Executor(self.cache, self.files, self.device, self.models, self.limits)
+        if self.settings.device != "auto":
+            self.device  # noqa: B018 (a device asked for by name is checked now, so a wrong one fails at start)
+
+    # The device, the model manager and the executor are made when first needed: validating a graph
+    # or listing nodes needs none of them, and telling the "auto" device imports torch (seconds).
+
+    @cached_property
+    def device(self) -> str:
+        return resolve_device(self.settings.device)
+
+    @cached_property
+    def models(self) -> ModelManager:
+        acceleration = replace(self.settings.acceleration, cache_dir=self.settings.compile_cache_dir())
+        models = ModelManager(
+            self.settings.models_dir, self.device, self.settings.dtype, acceleration=acceleration
+        )
+        # Weights and cached results share one budget on the compute device, if one is set.
+        residency = models.residency
+        models.attach_cache(self.cache)
+        self.cache.allowance = lambda device: (
+            residency.cache_allowance() if device == residency.device_type else None
+        )
+        return models
+
+    @cached_property
+    def executor(self) -> Executor:
+        return Executor(self.cache, self.files, self.device, self.models, self.limits)
 
     def validate(self, prompt: Any, targets: Iterable[str] | None = None) -> Validation:
         return validate(prompt, self.registry, self.files, targets, self.limits)

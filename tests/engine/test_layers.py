@@ -171,7 +171,11 @@ def test_graphs_run_without_torch(tmp_path: Path) -> None:
     assert done.stdout.split() == ["cpu", "success", "5"]
 
 
-def test_without_torch_the_built_in_pack_is_reported_not_fatal(tmp_path: Path) -> None:
+def test_without_torch_the_built_in_nodes_are_listed_and_running_one_says_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    """Declaring the built-in nodes needs no torch (it is imported when a node first uses it), so
+    `nodes` lists them; running one that needs torch fails saying so, not with a traceback."""
     done = run_without_torch(
         """
         import sys
@@ -181,5 +185,21 @@ def test_without_torch_the_built_in_pack_is_reported_not_fatal(tmp_path: Path) -
         tmp_path,
     )
     assert done.returncode == 0, done.stderr
-    assert "warning" in done.stderr and "torch" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert "DepthSampler" in done.stdout and "warning" not in done.stderr
+    graph = tmp_path / "graph.json"
+    graph.write_text(
+        '{"1": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 8, "height": 8}}, '
+        '"2": {"class_type": "MaskToImage", "inputs": {"mask": ["1", 0]}}, '
+        '"3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}'
+    )
+    ran = run_without_torch(
+        f"""
+        import sys
+        from depthgraph.engine.app.cli import main
+        sys.exit(main(["run", {str(graph)!r}, "--device", "cpu"]))
+        """,
+        tmp_path,
+    )
+    assert ran.returncode == 1, ran.stderr
+    assert "torch is not installed, and running this node needs it" in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -125,9 +125,11 @@ def test_models_list_shows_the_depth_estimators_after_the_models(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["models", "--models-dir", str(tmp_path / "models"), "list"]) == 0
-    models, estimators = capsys.readouterr().out.split("\n\n")
+    models, estimators, controlnets = capsys.readouterr().out.split("\n\n")
     assert models.split()[0] == "tiny-random"
     lines = estimators.splitlines()
     assert lines[0].startswith("depth estimators (DepthModelLoader; more in ")
     assert [line.split()[0] for line in lines[1:]] == list(TINY_ESTIMATORS)
     assert "metric" in lines[-1] and "noise" in lines[-1]
+    assert controlnets.splitlines()[0].startswith("ControlNets (ControlNetLoader; more in ")
+    assert "tiny-controlnet-sdxl  (ControlNet for Stable Diffusion XL;" in controlnets

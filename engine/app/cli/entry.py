@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     speed(run)
     run.add_argument("--json", action="store_true", help="print one JSON object with the results")
     run.add_argument("--traceback", action="store_true", help="show the full traceback of a failing node")
+    run.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bar or summary: only the saved files and errors",
+    )
 
     check = commands.add_parser("validate", help="check a graph file and list every problem")
     check.add_argument("graph", type=Path)

@@ -6,18 +6,17 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ...core.events import Event, NodeExecuting, NodesCached, Progress
 from ...core.executor import RunResult
 from ...core.files import FileStore, saved_files
 from ...core.validation import Validation
 from ...formats.graph_file import GraphDocument
 from ..engine import Engine
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, shown_path
+from .progress import RunProgress
 
 
 def validate_command(args: argparse.Namespace, document: GraphDocument, validation: Validation) -> int:
@@ -65,7 +64,18 @@ def run_command(
             print(json.dumps({"status": "invalid", **_validation_json(validation)}, indent=2))
         _print_issues(args.graph, validation)
         return EXIT_FAILED
-    progress = _ProgressBar(total=len(validation.graph.order))
+    graph = validation.graph
+    progress = None
+    if not args.quiet:
+        titles = {
+            node_id: node.title or node.definition.display_name for node_id, node in graph.nodes.items()
+        }
+        nodes = graph.nodes.items()
+        samplers = frozenset(
+            node_id for node_id, node in nodes if node.definition.category.startswith("sampling")
+        )
+        outer = frozenset(node_id for node_id, node in nodes if node.definition.lazy_inputs)
+        progress = RunProgress(titles, samplers, outer)
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         print("\ndepthgraph: interrupting (Ctrl+C again to quit at once)", file=sys.stderr)
@@ -74,10 +84,12 @@ def run_command(
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = engine.executor.run(validation.graph, on_event=progress.update, workflow=document.workflow())
+        listener = progress.update if progress is not None else None
+        result = engine.executor.run(graph, on_event=listener, workflow=document.workflow())
     finally:
         signal.signal(signal.SIGINT, previous)
-        progress.close()
+        if progress is not None:
+            progress.close()
     for warning in result.warnings:
         print(
             f"depthgraph: warning: node {warning.node_id} ({warning.class_type}): {warning.text}",
@@ -86,7 +98,8 @@ def run_command(
     if args.json:
         print(json.dumps(_result_json(result, engine.files), indent=2))
     if result.status == "interrupted":
-        print("depthgraph: interrupted; finished nodes stay cached for this process", file=sys.stderr)
+        ran = f"{len(result.executed)} of {len(graph.order)} node(s) ran"
+        print(f"depthgraph: interrupted ({ran}); images saved before it are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.error is not None:
         error = result.error
@@ -103,6 +116,8 @@ def run_command(
             for paths in by_key.values():
                 for path in paths:
                     print(f"{node_id}: {path}")
+        if args.quiet:
+            return EXIT_OK
         print(
             f"done in {result.seconds:.2f} s: {len(result.executed)} node(s) ran, "
             f"{len(result.cached)} cached",
@@ -142,34 +157,3 @@ def _result_json(result: RunResult, files: FileStore) -> dict[str, Any]:
             "exception_message": result.error.exception_message,
         }
     return payload
-
-
-class _ProgressBar:
-    """A tqdm bar on stderr over the nodes to run, with the running node's steps beside it."""
-
-    def __init__(self, total: int) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total, unit="node", file=sys.stderr, dynamic_ncols=True, leave=False)
-        self._current: str | None = None
-        self._counted: set[str] = set()  # a comparison grid meets its chain's nodes once per cell
-
-    def _count(self, node_ids: Sequence[str]) -> None:
-        fresh = [node_id for node_id in node_ids if node_id not in self._counted]
-        self._counted.update(fresh)
-        self._bar.update(len(fresh))
-
-    def update(self, event: Event) -> None:
-        if isinstance(event, NodesCached):
-            self._count(event.node_ids)
-        elif isinstance(event, NodeExecuting):
-            if self._current is not None:
-                self._count([self._current])
-            self._current = event.node_id
-            if event.node_id is not None:
-                self._bar.set_postfix_str(f"node {event.node_id}", refresh=False)
-        elif isinstance(event, Progress):
-            self._bar.set_postfix_str(f"node {event.node_id} step {event.value}/{event.max}")
-
-    def close(self) -> None:
-        self._bar.close()
