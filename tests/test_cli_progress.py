@@ -133,3 +133,48 @@ def test_commands_that_only_read_graphs_and_declarations_import_no_torch(argumen
     )
     assert finished.returncode == 0, finished.stderr
     assert "HEAVY []" in finished.stderr
+
+
+def test_a_misspelt_node_type_gets_a_did_you_mean(workspace: Path, depthgraph: Cli) -> None:
+    (workspace / "typo.json").write_text(json.dumps({"1": {"class_type": "DepthSampelr", "inputs": {}}}))
+    outcome = depthgraph("validate", "typo.json")
+    assert outcome.code == 1
+    assert "unknown node type 'DepthSampelr'; did you mean 'DepthSampler'?" in outcome.stderr
+
+
+def test_a_misspelt_required_input_is_named(workspace: Path, depthgraph: Cli) -> None:
+    graph = {
+        "1": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 8, "height": 8}},
+        "2": {"class_type": "MaskToImage", "inputs": {"maks": ["1", 0]}},
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+    }
+    (workspace / "typo.json").write_text(json.dumps(graph))
+    outcome = depthgraph("validate", "typo.json")
+    assert "this input is required (the node is given 'maks': a misspelling of 'mask'?)" in outcome.stderr
+
+
+def test_set_targets_get_a_did_you_mean_and_where_the_input_is(library: Path, depthgraph: Cli) -> None:
+    typo = depthgraph("validate", "depth2img.json", "--set", "8.sead=3")
+    assert typo.code == 2
+    assert "node 8 (NoiseLatent) has no input 'sead'; did you mean 'seed'?" in typo.stderr
+    wrong_node = depthgraph("validate", "depth2img.json", "--set", "1.image=photos/cat.png")
+    assert "node 1 (CheckpointLoader) has no input 'image'" in wrong_node.stderr
+    assert wrong_node.stderr.rstrip().endswith("the graph has 2.image")
+    missing = depthgraph("validate", "depth2img.json", "--set", "99.seed=1")
+    assert "the graph has no node '99'" in missing.stderr and "the graph has 8.seed" in missing.stderr
+
+
+def test_nodes_name_shows_each_input_with_its_type_default_range_and_choices(depthgraph: Cli) -> None:
+    outcome = depthgraph("nodes", "NoiseLatent")
+    assert outcome.code == 0, outcome.stderr
+    lines = outcome.stdout.splitlines()
+    assert lines[0] == "NoiseLatent (Noise Latent), category latent"
+    assert "  strength: FLOAT default 1.0 range 0..1, step 0.01" in lines
+    assert "  steps: INT default 50 range 1..1000" in lines
+    assert any(line.startswith("  scheduler: COMBO default 'pndm' one of 'pndm', 'ddim'") for line in lines)
+    assert "  0: LATENT (LATENT)" in lines
+    by_title = depthgraph("nodes", "Apply ControlNet")
+    assert by_title.stdout.startswith("ControlNetApply (Apply ControlNet)")
+    unknown = depthgraph("nodes", "DepthSampelr")
+    assert unknown.code == 1
+    assert "no node type 'DepthSampelr'; did you mean 'DepthSampler'" in unknown.stderr

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.files import FileStore
+from ..core.suggest import did_you_mean
 from ..core.validation import Validation
 from ..formats.graph_file import GraphDocument
 from .config import Settings
@@ -39,7 +40,8 @@ def apply_overrides(document: GraphDocument, overrides: Sequence[str], settings:
         entry = document.prompt.get(node_id)
         if not isinstance(entry, dict):
             known = ", ".join(sorted(document.prompt, key=natural)) or "none"
-            raise UsageError(f"--set {text!r}: the graph has no node {node_id!r} (its nodes: {known})")
+            hint = _node_hint(document, input_name)
+            raise UsageError(f"--set {text!r}: the graph has no node {node_id!r} (its nodes: {known}){hint}")
         inputs = entry.setdefault("inputs", {})
         if isinstance(inputs, dict):
             inputs[input_name] = value
@@ -55,9 +57,11 @@ def check_override_inputs(document: GraphDocument, overrides: Sequence[str], eng
         definition = engine.registry.get(class_type) if isinstance(class_type, str) else None
         if definition is not None and input_name not in definition.inputs_by_name:
             names = ", ".join(definition.inputs_by_name) or "none"
+            suggestion = did_you_mean(input_name, definition.inputs_by_name)
+            where = _node_hint(document, input_name, node_id)
             raise UsageError(
-                f"--set {text!r}: node {node_id} ({class_type}) has no input {input_name!r}; "
-                f"its inputs are: {names}"
+                f"--set {text!r}: node {node_id} ({class_type}) has no input {input_name!r};{suggestion} "
+                f"its inputs are: {names}{where}"
             )
 
 
@@ -71,6 +75,21 @@ def store_typed_overrides(document: GraphDocument, overrides: Sequence[str], val
         graph_node = validation.graph.nodes.get(node_id)
         if graph_node is not None and input_name in graph_node.constants:
             document.prompt[node_id]["inputs"][input_name] = graph_node.constants[input_name]
+
+
+def _node_hint(document: GraphDocument, input_name: str, besides: str = "") -> str:
+    """Which nodes hold a value (not a link) for an input of that name: where --set meant to go."""
+    having = [
+        node_id
+        for node_id, entry in sorted(document.prompt.items(), key=lambda item: natural(item[0]))
+        if node_id != besides
+        and isinstance(entry, dict)
+        and isinstance(entry.get("inputs"), dict)
+        and input_name in entry["inputs"]
+        and not isinstance(entry["inputs"][input_name], list)
+    ]
+    targets = ", ".join(f"{node_id}.{input_name}" for node_id in having)
+    return f"; the graph has {targets}" if having else ""
 
 
 def natural(node_id: str) -> tuple[int, str]:

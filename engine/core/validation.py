@@ -25,6 +25,7 @@ from .graph import ExecutableGraph, GraphNode, Link
 from .limits import Limits, declared_output_pixels
 from .registry import InputSpec, NodeRegistry, Unusable
 from .sockets import ANY, COMBO, INT
+from .suggest import closest, did_you_mean
 
 
 class Code(str, Enum):
@@ -197,10 +198,9 @@ def _read_nodes(
         definition = registry.get(class_type)
         inputs = entry.get("inputs", {})
         if definition is None:
-            message = (
-                f"unknown node type '{_id_shown(class_type)}'; is a custom node pack missing? "
-                "(`depthgraph nodes`)"
-            )
+            suggestion = did_you_mean(class_type, (known.class_name for known in registry))
+            hint = suggestion or " is a custom node pack missing?"
+            message = f"unknown node type '{_id_shown(class_type)}';{hint} (`depthgraph nodes`)"
             issues.append(ValidationIssue(Code.UNKNOWN_NODE_TYPE, message, node_id, class_type))
             if isinstance(inputs, Mapping):
                 raw_inputs[node_id] = inputs  # walked through, so problems above it are found too
@@ -263,7 +263,11 @@ def _check_inputs(
             if spec.default is not None:
                 graph_node.constants[spec.name] = spec.default
             elif spec.required:
-                _report(issues, graph_node, spec, Code.REQUIRED_INPUT_MISSING, "this input is required")
+                message = "this input is required"
+                given = [name for name in inputs if name not in definition.inputs_by_name]
+                if found := closest(spec.name, given):
+                    message += f" (the node is given {found[0]!r}: a misspelling of {spec.name!r}?)"
+                _report(issues, graph_node, spec, Code.REQUIRED_INPUT_MISSING, message)
             continue
         if type(value) is list:
             # Fast path for the common well-formed link; `_check_link` explains anything else.

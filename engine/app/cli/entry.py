@@ -107,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     folders(check)
     check.add_argument("--json", action="store_true", help="print the problems as JSON")
 
-    nodes = commands.add_parser("nodes", help="list the available nodes")
+    nodes = commands.add_parser("nodes", help="list the available nodes, or show one in full")
+    nodes.add_argument(
+        "name", nargs="?", help="a node type (or its display name): its inputs with types, defaults, ranges"
+    )
     nodes.add_argument("--json", action="store_true", help="the schema in the shape of /object_info")
 
     serve = commands.add_parser("serve", help="run the HTTP/WebSocket server (ComfyUI's API)")
