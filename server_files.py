@@ -38,7 +38,7 @@ from depthgraph.engine.core.files import (
 )
 from depthgraph.nodes.image_tensors import bomb_problem, pixel_problem
 from depthgraph.server_security import error_response
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 FILES = web.AppKey("files", FileStore)
 LIMITS = web.AppKey("limits", Settings)  # max_upload_bytes, max_upload_parts and max_image_pixels
@@ -301,7 +301,8 @@ def apply_mask(files: FileStore, original_ref: str, mask_png: bytes, max_pixels:
             problem = pixel_problem(original.name, base.height, base.width, max_pixels)
             if problem:
                 raise Refusal(400, "image_too_large", problem)
-            result = base.convert("RGBA")
+            # Upright, as the browser shows the photo the mask was painted on and LoadImage reads it.
+            result = ImageOps.exif_transpose(base).convert("RGBA")
             alpha = painted.convert("RGBA").getchannel("A").resize(result.size)
             result.putalpha(alpha)
             buffer = io.BytesIO()

@@ -186,6 +186,27 @@ async def test_a_mask_upload_becomes_the_alpha_of_its_image(client: Any, setting
         assert masked.mode == "RGBA" and masked.getpixel((3, 3)) == (0, 128, 0, 0)
 
 
+async def test_a_mask_on_a_photo_taken_sideways_lines_up_with_the_upright_photo(
+    client: Any, settings: Settings
+) -> None:
+    """A phone JPEG stored sideways with an orientation tag: the browser shows it upright and the mask
+    is painted on that, so the masked copy is upright too (as LoadImage reads the original)."""
+    stored = Image.new("RGB", (12, 6), (200, 0, 0))  # 12 wide as stored, 6 wide shown
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to show
+    stored.save(settings.input_dir / "phone.jpg", exif=exif)
+    mask = Image.new("RGBA", (6, 12), (0, 0, 0, 255))
+    mask.putpixel((0, 0), (0, 0, 0, 0))  # painted: the top-left corner of the upright photo
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    reference = '{"filename": "phone.jpg", "subfolder": "", "type": "input"}'
+    form = upload_form(buffer.getvalue(), filename="phone-mask.png", original_ref=reference)
+    result = await (await client.post("/upload/mask", data=form)).json()
+    with Image.open(settings.input_dir / result["name"]) as masked:
+        assert masked.size == (6, 12)
+        assert masked.getpixel((0, 0))[3] == 0 and masked.getpixel((5, 11))[3] == 255
+
+
 async def test_twenty_clients_with_ten_prompts_each_lose_nothing_and_see_only_their_own(client: Any) -> None:
     sockets = {
         f"client-{index}": await client.ws_connect(f"/ws?clientId=client-{index}") for index in range(20)

@@ -2,7 +2,8 @@
 on an ephemeral loopback port with the built-in nodes and the tiny model.
 
 Every page records its console errors, uncaught exceptions and failed requests; a test fails on any it
-did not expect. Screenshots of each state go to `test-artifacts/web/` (or `$DEPTHGRAPH_ARTIFACTS`).
+did not expect. Pages reach only the test server: any other request is blocked, and so fails the test.
+Screenshots of each state go to `test-artifacts/web/` (or `$DEPTHGRAPH_ARTIFACTS`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +37,10 @@ CHROMIUM_ARGS = [
     "--use-angle=swiftshader",
     "--enable-unsafe-swiftshader",  # software WebGL for the 3-D depth view
 ]
+
+
+# Any request that is not to the test server's loopback address: the page must need nothing else.
+LEAVES_LOOPBACK = re.compile(r"^(?!(https?|wss?)://127\.0\.0\.1[:/])[a-z-]+://")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -151,6 +157,8 @@ class Editor:
 @pytest.fixture
 def editor(browser: Any, server: Server, request: pytest.FixtureRequest) -> Iterator[Editor]:
     context = browser.new_context(viewport={"width": 1400, "height": 850}, accept_downloads=True)
+    # A blocked request fails, and the test with it (see `requestfailed` below).
+    context.route(LEAVES_LOOPBACK, lambda route: route.abort("blockedbyclient"))
     page = context.new_page()
     page.set_default_timeout(30_000)
     opened = Editor(page, server, request.node.name)

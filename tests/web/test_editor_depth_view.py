@@ -28,6 +28,8 @@ def test_a_depth_run_opens_in_the_depth_view_as_gray_map_parallax_and_comparison
     editor.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=gray.element_handle())
     assert "depth2img_depth" in (gray.get_attribute("src") or "")
     editor.screenshot("depth-gray")
+    tab_bar = editor.testid("depth-tabs")
+    places = [tab_bar.bounding_box()]  # where the tab bar is on each tab: always the same place
 
     editor.testid("depth-tab-3-D").click()
     canvas = editor.testid("depth-parallax")
@@ -55,6 +57,7 @@ def test_a_depth_run_opens_in_the_depth_view_as_gray_map_parallax_and_comparison
     editor.page.wait_for_timeout(100)
     assert editor.evaluate(snapshot, canvas.element_handle()) != left
     editor.screenshot("depth-parallax")
+    places.append(tab_bar.bounding_box())
 
     editor.testid("depth-tab-compare").click()
     slider = editor.testid("compare-slider")
@@ -62,8 +65,17 @@ def test_a_depth_run_opens_in_the_depth_view_as_gray_map_parallax_and_comparison
     after = editor.page.locator(".compare .after")
     assert after.evaluate("img => img.style.clipPath") == "inset(0px 0px 0px 20%)"
     editor.screenshot("depth-compare")
+    places.append(tab_bar.bounding_box())
     editor.page.get_by_text("side by side").click()
     assert "side-by-side" in (editor.page.locator(".compare").get_attribute("class") or "")
     editor.screenshot("depth-side-by-side")
+    places.append(tab_bar.bounding_box())
+    editor.testid("depth-tab-depth").click()
+    places.append(tab_bar.bounding_box())
+    assert all(place == places[0] for place in places), places
+
+    editor.page.keyboard.press("Escape")
+    assert editor.testid("depth-view").count() == 0
+    button.click()
     editor.testid("depth-close").click()
     assert editor.testid("depth-view").count() == 0

@@ -42,7 +42,25 @@ export const api = {
     form.append("image", file, file.name || "pasted.png");
     return request("/upload/image", { method: "POST", body: form });
   },
+  /**
+   * Store a painted mask as ComfyUI's mask editor does: `blob` is a PNG whose alpha is the mask
+   * (transparent = masked); the server puts it on a copy of `original` ({filename, subfolder, type}).
+   */
+  uploadMask(blob, filename, original) {
+    const form = new FormData();
+    form.append("image", blob, filename);
+    form.append("original_ref", JSON.stringify(original));
+    form.append("type", "input");
+    form.append("subfolder", "clipspace");
+    return request("/upload/mask", { method: "POST", body: form });
+  },
 };
+
+/** The stored-image reference ({filename, subfolder, type}) of an input-folder name such as `clipspace/a.png`. */
+export function inputImage(name) {
+  const slash = name.lastIndexOf("/");
+  return { filename: name.slice(slash + 1), subfolder: slash > 0 ? name.slice(0, slash) : "", type: "input" };
+}
 
 /** The URL of a stored image ({filename, subfolder, type}). */
 export function viewUrl(image) {

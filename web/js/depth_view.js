@@ -1,4 +1,5 @@
 // Seeing depth: the grayscale map, a 3-D parallax view (WebGL, no library), input vs output compared.
+import { closeOnEscape } from "./overlays.js";
 import { element } from "./panels.js";
 
 const VERTEX_SHADER = `
@@ -125,7 +126,7 @@ function range(label, min, max, step, value, onInput, testid) {
 }
 
 /** Open the viewer for {depth, result, input} image URLs (input may be null); returns its overlay element,
- * `select(tab)` and `close()`. */
+ * `select(tab)` and `close()`. Escape closes it too. */
 export function openDepthView({ depth, result, input }) {
   const depthPane = element("div", { class: "pane", testid: "depth-gray" }, element("img", { src: depth, alt: "depth map" }));
   const canvas = element("canvas", { testid: "depth-parallax" });
@@ -172,16 +173,16 @@ export function openDepthView({ depth, result, input }) {
     else parallax.stop();
   };
   const close = () => {
+    forget();
     parallax.stop();
     overlay.remove();
   };
+  const forget = closeOnEscape(close);
   const overlay = element(
     "div",
     { class: "depth-view", testid: "depth-view" },
-    element("div", { class: "tabs" }, ...tabs, element("button", { class: "close", onclick: close, testid: "depth-close" }, "close")),
-    depthPane,
-    parallaxPane,
-    comparePane,
+    element("div", { class: "tabs", testid: "depth-tabs" }, ...tabs, element("button", { class: "close", onclick: close, testid: "depth-close" }, "close")),
+    element("div", { class: "panes" }, depthPane, parallaxPane, comparePane),
   );
   document.body.append(overlay);
   select("depth");

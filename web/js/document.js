@@ -31,7 +31,9 @@ export function graphToPrompt(graph) {
 export function graphToDocument(graph, { title = "", description = "" } = {}) {
   const places = {};
   for (const node of graph._nodes) {
-    const place = { pos: [...node.pos].map(Math.round), size: [...node.size].map(Math.round) };
+    // The size the graph or the user gave, not the room an image preview took for this session.
+    const size = node.layoutSize ?? node.size;
+    const place = { pos: [...node.pos].map(Math.round), size: [...size].map(Math.round) };
     const controls = {};
     for (const widget of node.widgets ?? []) if (widget.controls) controls[widget.controls.name] = widget.value;
     if (Object.keys(controls).length) place.controls = controls;

@@ -52,18 +52,18 @@ export class GraphFiles {
     }
   }
 
-  /** Fill `menu` with the library's graphs; choosing one opens it. */
-  async fillLibraryMenu(menu) {
+  /** Fill `menu` with the library's graphs, a title and a description each; choosing one calls `hide` and opens it. */
+  async fillLibraryMenu(menu, hide) {
     const entries = await api.library();
-    const items = entries.map((entry) =>
-      element(
+    const items = entries.map((entry) => {
+      const item = element(
         "button",
         {
-          class: "menu-item",
+          class: "menu-item graph-item",
           testid: "graph-item",
-          title: entry.error || entry.description,
+          title: `${entry.title} (${entry.name})\n\n${entry.error || entry.description}`,
           onclick: async () => {
-            menu.hidden = true;
+            hide();
             try {
               this.app.open(await api.libraryGraph(entry.name), entry.name);
             } catch (error) {
@@ -71,12 +71,13 @@ export class GraphFiles {
             }
           },
         },
-        element("strong", {}, entry.title),
-        element("small", {}, entry.name),
-      ),
-    );
+        element("strong", { testid: "graph-item-title" }, entry.title),
+        element("span", { testid: "graph-item-description" }, entry.error || entry.description),
+      );
+      item.dataset.name = entry.name;
+      return item;
+    });
     menu.replaceChildren(...(items.length ? items : [element("p", { class: "empty" }, "The graphs folder is empty.")]));
-    for (const [i, item] of items.entries()) item.dataset.name = entries[i].name;
   }
 
   /** Dropped files: graphs open; images (or PNGs without a graph) become LoadImage nodes. */

@@ -6,11 +6,15 @@ import { graphToDocument, isGraphDocument, loadDocument } from "./document.js";
 import { GraphFiles } from "./files.js";
 import { NodeMenu } from "./node_menu.js";
 import { colourSockets, registerNodeTypes } from "./node_types.js";
+import { askToConfirm, closeOnEscape } from "./overlays.js";
 import { element, Gallery, HistoryPanel, QueuePanel } from "./panels.js";
 import { RunState } from "./run_state.js";
+import { canvasSettings, showGraph } from "./view.js";
 import { advanceSeeds } from "./widgets.js";
 
 const STORAGE_KEY = "depthgraph.graph";
+const SAVED_KEY = "depthgraph.graph.saved"; // the graph as last opened or saved, to tell unsaved changes
+const BATCH_KEY = "depthgraph.batch";
 const DEFAULT_GRAPH = "depth2img.json";
 const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
 
@@ -22,17 +26,22 @@ class Editor {
     this.graph = new LGraph();
     this.runState = new RunState(this.graph);
     registerNodeTypes(objectInfo, { drawForeground: (node, ctx) => this.runState.drawForeground(node, ctx) });
-    const element = document.getElementById("canvas");
-    this.canvas = new LGraphCanvas(element, this.graph);
+    const canvasElement = document.getElementById("canvas");
+    this.canvas = new LGraphCanvas(canvasElement, this.graph);
     colourSockets(this.canvas);
-    Object.assign(this.canvas, { show_info: false, render_canvas_border: false, low_quality_zoom_threshold: 0.4 });
+    Object.assign(this.canvas, { show_info: false, render_canvas_border: false, ...canvasSettings });
     this.socket = new EventSocket();
     this.prompts = new Map(); // prompt id → API form, for the gallery's depth view
     this.files = new GraphFiles(this);
     this.queuePanel = new QueuePanel(byTestId("queue-panel"));
     this.historyPanel = new HistoryPanel(byTestId("history-panel"), (document) => this.open(document, "history"));
     this.gallery = new Gallery(byTestId("gallery"), { onDepthView: openDepthView });
-    this.nodeMenu = new NodeMenu(byTestId("node-menu"), objectInfo, (className) => this.addNode(className));
+    const addNode = (className, request) => this.addNode(className, request);
+    this.nodeMenu = new NodeMenu(byTestId("node-menu"), canvasElement.parentElement, objectInfo, addNode);
+    // A double-click opens the editor's own node search, not litegraph's search box.
+    this.canvas.showSearchBox = (event) => this.nodeMenu.showAt(event.clientX, event.clientY, at(event));
+    this.batchInput = byTestId("batch-count");
+    this.batchInput.value = localStorage.getItem(BATCH_KEY) ?? "1";
   }
 
   get title() {
@@ -47,41 +56,80 @@ class Editor {
     this.description = document.description ?? "";
     this.runState.reset();
     this.runState.setErrors(problems.map((message) => ({ node: null, message })));
+    this.#opened();
+  }
+
+  /** An empty canvas, once unsaved changes (since the graph was opened or saved) may be discarded. */
+  async newGraph() {
+    const name = this.title ? `“${this.title}”` : "this graph";
+    if (this.hasUnsavedChanges() && !(await askToConfirm(`Discard the unsaved changes to ${name}?`, "Discard"))) return;
+    this.graph.clear();
+    this.titleInput.value = "";
+    this.description = "";
+    this.runState.reset();
+    this.#opened();
+  }
+
+  #opened() {
+    this.fitTitle();
     this.fitView();
+    this.markSaved();
     this.autosave();
   }
 
-  addNode(className) {
+  #document() {
+    return graphToDocument(this.graph, { title: this.title, description: this.description });
+  }
+
+  /** Remember the graph as it is now as the one the user has (opened or saved). */
+  markSaved() {
+    this.saved = JSON.stringify(this.#document());
+    localStorage.setItem(SAVED_KEY, this.saved);
+  }
+
+  hasUnsavedChanges() {
+    return this.graph._nodes.length > 0 && JSON.stringify(this.#document()) !== this.saved;
+  }
+
+  /** Add a node at `request`'s canvasX/Y (where the search was opened), else a third into the view. */
+  addNode(className, request = {}) {
     const node = LiteGraph.createNode(className);
     const box = this.canvas.canvas.getBoundingClientRect();
-    node.pos = this.canvas.ds.convertCanvasToOffset([box.width / 3, box.height / 3]);
+    const third = () => this.canvas.ds.convertCanvasToOffset([box.width / 3, box.height / 3]);
+    node.pos = request.canvasX == null ? third() : [request.canvasX, request.canvasY];
     this.graph.add(node);
     this.canvas.selectNode(node);
     return node;
   }
 
-  /** Zoom and pan so the whole graph is in view. */
+  /** Zoom and pan so the graph reads: all of it if it fits at a readable zoom, else its start. */
   fitView() {
-    const nodes = this.graph._nodes;
-    if (!nodes.length) return;
-    const left = Math.min(...nodes.map((n) => n.pos[0])) - 40;
-    const top = Math.min(...nodes.map((n) => n.pos[1])) - 80;
-    const right = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])) + 40;
-    const bottom = Math.max(...nodes.map((n) => n.pos[1] + n.size[1])) + 80;
-    const { width, height } = this.canvas.canvas;
-    const scale = Math.min(1, Math.max(0.3, Math.min(width / (right - left), height / (bottom - top))));
-    this.canvas.ds.scale = scale;
-    this.canvas.ds.offset = [-left + (width / scale - (right - left)) / 2, -top + (height / scale - (bottom - top)) / 2];
-    this.canvas.setDirty(true, true);
+    const area = this.canvas.canvas.parentElement;
+    showGraph(this.canvas, area.clientWidth, area.clientHeight);
+  }
+
+  /** The title field as wide as its title, so long titles show whole (the toolbar's room allowing). */
+  fitTitle() {
+    this.titleInput.style.width = `${Math.max(14, this.titleInput.value.length + 3)}ch`;
+    this.titleInput.title = this.titleInput.value;
   }
 
   report(message) {
     this.runState.setErrors([...this.runState.errorList, { node: null, message }]);
   }
 
+  /** Queue the graph batch-count times, as ComfyUI does: each seed's "control after generate" acts between. */
   async queue() {
     this.runState.setErrors([]);
-    const document = graphToDocument(this.graph, { title: this.title, description: this.description });
+    const count = Math.max(1, Math.floor(Number(this.batchInput.value)) || 1);
+    for (let i = 0; i < count; i++) {
+      if (!(await this.#queueOnce())) break;
+    }
+    await this.queuePanel.refresh();
+  }
+
+  async #queueOnce() {
+    const document = this.#document();
     try {
       const answer = await api.queuePrompt({
         prompt: document.nodes,
@@ -90,23 +138,31 @@ class Editor {
       });
       this.prompts.set(answer.prompt_id, document.nodes);
       advanceSeeds(this.graph);
-      await this.queuePanel.refresh();
+      return true;
     } catch (error) {
       if (error.body) this.runState.setValidationErrors(error.body);
       else this.report(error.message);
+      return false;
     }
   }
 
   autosave() {
-    const document = graphToDocument(this.graph, { title: this.title, description: this.description });
-    localStorage.setItem(STORAGE_KEY, JSON.stringify(document));
+    localStorage.setItem(STORAGE_KEY, JSON.stringify(this.#document()));
   }
 
   /** Last session's graph, else the library's depth-to-image graph, else an empty canvas. */
   async restore() {
     try {
       const saved = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "null");
-      if (saved && isGraphDocument(saved)) return this.open(saved, saved.title);
+      if (saved && isGraphDocument(saved)) {
+        const lastSaved = localStorage.getItem(SAVED_KEY);
+        this.open(saved, saved.title);
+        if (lastSaved) {
+          this.saved = lastSaved; // what was unsaved before the reload still is
+          localStorage.setItem(SAVED_KEY, lastSaved);
+        }
+        return;
+      }
     } catch {
       localStorage.removeItem(STORAGE_KEY);
     }
@@ -142,14 +198,28 @@ class Editor {
     const click = (id, handler) => byTestId(id).addEventListener("click", handler);
     click("queue-button", () => this.queue());
     click("interrupt-button", () => api.interrupt());
-    click("save-button", () => this.files.save());
+    click("new-button", () => this.newGraph());
+    click("save-button", () => {
+      this.files.save();
+      this.markSaved();
+    });
     click("load-button", () => this.files.pick());
     click("export-button", () => this.files.exportApi());
-    click("node-menu-button", () => this.nodeMenu.toggle());
+    click("node-menu-button", (event) => {
+      if (this.nodeMenu.shown) this.nodeMenu.hide();
+      else this.nodeMenu.showUnder(event.currentTarget);
+    });
+    const graphMenu = byTestId("graph-menu");
+    let forgetGraphMenu = () => {};
+    const hideGraphMenu = () => {
+      forgetGraphMenu();
+      graphMenu.hidden = true;
+    };
     click("graph-menu-button", async () => {
-      const menu = byTestId("graph-menu");
-      menu.hidden = !menu.hidden;
-      if (!menu.hidden) await this.files.fillLibraryMenu(menu);
+      if (!graphMenu.hidden) return hideGraphMenu();
+      graphMenu.hidden = false;
+      forgetGraphMenu = closeOnEscape(hideGraphMenu);
+      await this.files.fillLibraryMenu(graphMenu, hideGraphMenu);
     });
     document.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
@@ -157,14 +227,20 @@ class Editor {
         this.queue();
       }
     });
-    document.addEventListener("pointerdown", (event) => {
-      for (const menu of document.querySelectorAll(".dropdown .menu")) {
-        if (!menu.parentElement.contains(event.target)) menu.hidden = true;
-      }
-    });
+    // A press outside a menu closes it (before the canvas sees the press, which may open the node search).
+    document.addEventListener(
+      "pointerdown",
+      (event) => {
+        if (!graphMenu.parentElement.contains(event.target)) hideGraphMenu();
+        if (!byTestId("node-menu").parentElement.contains(event.target)) this.nodeMenu.hide();
+      },
+      true,
+    );
     for (const tab of document.querySelectorAll(".sidebar .tabs button")) {
       tab.addEventListener("click", () => this.showTab(tab.dataset.tab));
     }
+    this.batchInput.addEventListener("change", () => localStorage.setItem(BATCH_KEY, this.batchInput.value));
+    this.titleInput.addEventListener("input", () => this.fitTitle());
     this.titleInput.addEventListener("change", () => this.autosave());
     this.files.listen(this.canvas.canvas.parentElement);
     this.runState.addEventListener("change", () => this.renderErrors());
@@ -236,6 +312,9 @@ class Editor {
     socket.connect();
   }
 }
+
+/** Where a litegraph pointer event is on the graph. */
+const at = (event) => (event?.canvasX == null ? {} : { canvasX: event.canvasX, canvasY: event.canvasY });
 
 async function boot() {
   const editor = new Editor(await api.objectInfo());

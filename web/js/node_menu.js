@@ -1,18 +1,26 @@
-// The "Add node" menu: every registered node by category, with a search box.
+// The node search: every registered node by category, with a search box. One menu for "Add node" and a
+// double-click on the canvas; it opens inside the canvas area.
 import { LiteGraph } from "@comfyorg/litegraph";
+import { closeOnEscape } from "./overlays.js";
 import { element } from "./panels.js";
 
+const EDGE = 8; // px kept between the menu and the canvas area's edges
+
 export class NodeMenu {
-  /** `root` is the menu's element; `onPick(className)` adds the chosen node. */
-  constructor(root, objectInfo, onPick) {
+  /**
+   * `root` is the menu's element, `area` the element it stays inside; `onPick(className, request)` adds the
+   * chosen node, `request` being what `showAt` was given (where on the graph).
+   */
+  constructor(root, area, objectInfo, onPick) {
     this.root = root;
+    this.area = area;
     this.onPick = onPick;
+    this.request = {};
     this.search = element("input", { type: "search", placeholder: "search nodes", testid: "node-search" });
     this.list = element("div", { class: "node-list" });
     this.search.addEventListener("input", () => this.#filter());
     this.search.addEventListener("keydown", (event) => {
-      event.stopPropagation();
-      if (event.key === "Escape") this.hide();
+      event.stopPropagation(); // typing is not a canvas shortcut
       if (event.key === "Enter") this.list.querySelector("button:not([hidden])")?.click();
     });
     this.root.replaceChildren(this.search, this.list);
@@ -38,7 +46,7 @@ export class NodeMenu {
         item.dataset.search = `${className} ${info.display_name} ${category} ${info.description}`.toLowerCase();
         return item;
       });
-      return element("section", {}, element("h4", {}, category), ...items);
+      return element("section", { testid: "node-category" }, element("h4", {}, category), ...items);
     });
     this.list.replaceChildren(...sections);
   }
@@ -54,23 +62,40 @@ export class NodeMenu {
   }
 
   #pick(className) {
+    const request = this.request;
     this.hide();
-    if (LiteGraph.registered_node_types[className]) this.onPick(className);
+    if (LiteGraph.registered_node_types[className]) this.onPick(className, request);
   }
 
-  toggle() {
-    if (this.root.hidden) this.show();
-    else this.hide();
+  get shown() {
+    return !this.root.hidden;
   }
 
-  show() {
+  /** Open under the toolbar's button. */
+  showUnder(button) {
+    const box = button.getBoundingClientRect();
+    this.showAt(box.left, box.bottom + 4);
+  }
+
+  /** Open at a point of the page, moved as needed to stay inside the canvas area; `request` goes to `onPick`. */
+  showAt(x, y, request = {}) {
+    this.request = request;
     this.root.hidden = false;
     this.search.value = "";
     this.#filter();
+    const area = this.area.getBoundingClientRect();
+    this.root.style.maxHeight = `${Math.max(160, area.height - 2 * EDGE)}px`;
+    const { width, height } = this.root.getBoundingClientRect();
+    this.root.style.left = `${Math.max(area.left + EDGE, Math.min(x, area.right - width - EDGE))}px`;
+    this.root.style.top = `${Math.max(area.top + EDGE, Math.min(y, area.bottom - height - EDGE))}px`;
+    this.forget?.();
+    this.forget = closeOnEscape(() => this.hide());
     this.search.focus();
   }
 
   hide() {
+    this.forget?.();
+    this.forget = null;
     this.root.hidden = true;
   }
 }

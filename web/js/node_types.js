@@ -90,6 +90,11 @@ export function registerNodeTypes(objectInfo, hooks = {}) {
         this.setSize(this.computeSize());
       }
 
+      /** Any size set on purpose (by the document, the user, the schema) is the one saved. */
+      onResize(size) {
+        this.layoutSize = [...size];
+      }
+
       onDrawForeground(ctx) {
         drawImages(this, ctx);
         hooks.drawForeground?.(this, ctx);

@@ -1,5 +1,6 @@
 // The side panels: the queue, the history (entries re-load their graph) and the outputs gallery.
-import { api, viewUrl } from "./api.js";
+import { api, inputImage, viewUrl } from "./api.js";
+import { closeOnEscape } from "./overlays.js";
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -77,7 +78,7 @@ export class HistoryPanel {
   }
 }
 
-/** Result images as <img> elements with their prompt id and node; full-size view and download. */
+/** Result images as <img> elements captioned with file name, seed and prompt; full-size view and download. */
 export class Gallery {
   constructor(root, { onDepthView } = {}) {
     this.root = root;
@@ -100,10 +101,17 @@ export class Gallery {
       picture.dataset.promptId = promptId;
       picture.dataset.node = nodeId;
       picture.addEventListener("click", () => this.open(url, image.filename));
+      const { seed, text } = run.prompt ? generationOf(run.prompt, nodeId) : {};
+      const made = [seed != null ? `seed ${seed}` : null, text].filter((part) => part != null).join(" · ");
       const caption = element(
         "figcaption",
         {},
-        element("span", {}, `${shortId(promptId)} · node ${nodeId}`),
+        element(
+          "span",
+          { class: "caption", testid: "gallery-caption", title: [image.filename, made].filter(Boolean).join("\n") },
+          element("strong", {}, image.filename),
+          made ? element("small", {}, made) : null,
+        ),
         element("a", { href: url, download: image.filename, title: "download", testid: "gallery-download" }, "⤓"),
       );
       const figure = element("figure", { testid: "gallery-item" }, picture, caption);
@@ -134,13 +142,19 @@ export class Gallery {
     }
   }
 
+  /** The full-size view; a click beside the image, "close" or Escape closes it. */
   open(url, filename) {
+    const close = () => {
+      forget();
+      overlay.remove();
+    };
     const overlay = element(
       "div",
-      { class: "lightbox", testid: "lightbox", onclick: (event) => event.target === overlay && overlay.remove() },
+      { class: "lightbox", testid: "lightbox", onclick: (event) => event.target === overlay && close() },
       element("img", { src: url, alt: filename }),
-      element("div", { class: "bar" }, element("a", { href: url, download: filename }, "download"), element("button", { onclick: () => overlay.remove() }, "close")),
+      element("div", { class: "bar" }, element("a", { href: url, download: filename }, "download"), element("button", { onclick: close }, "close")),
     );
+    const forget = closeOnEscape(close);
     document.body.append(overlay);
   }
 }
@@ -161,10 +175,46 @@ export function depthViewSources(prompt, outputs, nodeId) {
   if (!depthId || !resultId || (nodeId !== depthId && nodeId !== resultId)) return null;
   const loader = Object.values(prompt).find((node) => node.class_type === "LoadImage");
   const name = loader?.inputs?.image;
-  let input = null;
-  if (typeof name === "string") {
-    const slash = name.lastIndexOf("/");
-    input = viewUrl({ filename: name.slice(slash + 1), subfolder: slash > 0 ? name.slice(0, slash) : "", type: "input" });
-  }
+  const input = typeof name === "string" ? viewUrl(inputImage(name)) : null;
   return { depth: viewUrl(firstImage(depthId)), result: viewUrl(firstImage(resultId)), input };
+}
+
+const isLink = (value) => Array.isArray(value) && value.length === 2 && typeof value[1] === "number";
+
+/**
+ * What made an output of a prompt (API form): the nearest seed upstream of node `nodeId`, and the text of
+ * the prompt reached through the nearest `positive` input (else the nearest text). Either may be null.
+ */
+export function generationOf(prompt, nodeId) {
+  let seed = null;
+  let positive = null;
+  let anyText = null;
+  const seen = new Set([String(nodeId)]);
+  const queue = [String(nodeId)];
+  while (queue.length) {
+    const inputs = prompt[queue.shift()]?.inputs ?? {};
+    const ownSeed = inputs.seed ?? inputs.noise_seed;
+    if (seed == null && typeof ownSeed === "number") seed = ownSeed;
+    if (anyText == null && typeof inputs.text === "string") anyText = inputs.text;
+    if (positive == null && isLink(inputs.positive)) positive = textOf(prompt, String(inputs.positive[0]));
+    for (const value of Object.values(inputs)) {
+      const source = isLink(value) ? String(value[0]) : null;
+      if (source && !seen.has(source)) {
+        seen.add(source);
+        queue.push(source);
+      }
+    }
+  }
+  return { seed, text: positive ?? anyText };
+}
+
+// The text a conditioning comes from, followed back through nodes that change it (e.g. ControlNetApply).
+function textOf(prompt, id) {
+  for (let hops = 0; id != null && hops < 32; hops++) {
+    const inputs = prompt[id]?.inputs ?? {};
+    if (typeof inputs.text === "string") return inputs.text;
+    const link = [inputs.conditioning, inputs.positive, inputs.conditioning_to].find(isLink);
+    id = link ? String(link[0]) : null;
+  }
+  return null;
 }

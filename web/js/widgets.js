@@ -1,8 +1,12 @@
-// Widgets litegraph does not have: multiline text, image upload with a preview, seed control.
-import { api, viewUrl } from "./api.js";
+// Widgets litegraph does not have: multiline text, image upload with a preview and a mask painter, seed control.
+import { LiteGraph } from "@comfyorg/litegraph";
+import { api, inputImage, viewUrl } from "./api.js";
+import { openMaskPainter } from "./mask_painter.js";
 
 const LINE_HEIGHT = 14;
 const MULTILINE_HEIGHT = 84;
+const MAX_PREVIEW_HEIGHT = 360;
+const PREVIEW_GAP = 12; // kept free between a node grown for its image and the node below it
 
 /** A multiline text box drawn on the canvas; clicking it opens a textarea over it. */
 export function addMultilineWidget(node, name, value, tooltip) {
@@ -89,7 +93,7 @@ function openTextEditor(canvas, node, widget) {
   area.focus();
 }
 
-/** LoadImage's file picker: uploads the chosen image and selects it in the node's combo. */
+/** LoadImage's file picker (uploads the chosen image and selects it) and mask painter. */
 export function addUploadWidget(node, combo) {
   const picker = document.createElement("input");
   picker.type = "file";
@@ -99,6 +103,8 @@ export function addUploadWidget(node, combo) {
     picker.value = "";
   });
   node.addWidget("button", "choose image to upload", null, () => picker.click(), { serialize: false });
+  const paintMask = () => combo.value && openMaskPainter(inputImage(combo.value), (stored) => select(node, combo, stored));
+  node.addWidget("button", "paint mask", null, paintMask, { serialize: false });
   const original = combo.callback;
   combo.callback = (value) => {
     original?.(value);
@@ -109,21 +115,23 @@ export function addUploadWidget(node, combo) {
 
 /** Upload `file` to the input folder and make it the node's image. */
 export async function uploadInto(node, combo, file) {
-  const stored = await api.uploadImage(file);
+  return select(node, combo, await api.uploadImage(file));
+}
+
+// Make an upload's answer ({name, subfolder}) the node's image.
+function select(node, combo, stored) {
   const name = stored.subfolder ? `${stored.subfolder}/${stored.name}` : stored.name;
   if (!combo.options.values.includes(name)) combo.options.values.push(name);
   combo.value = name;
   showInputImage(node, name);
+  if (node.graph) node.graph._version++; // as a widget edit does, so the change is autosaved
   node.graph?.change();
   return name;
 }
 
 /** Show an input-folder image on the node (LoadImage's preview). */
 export function showInputImage(node, name) {
-  if (!name) return;
-  const slash = name.lastIndexOf("/");
-  const image = { filename: name.slice(slash + 1), subfolder: slash > 0 ? name.slice(0, slash) : "", type: "input" };
-  showImages(node, [viewUrl(image)]);
+  if (name) showImages(node, [viewUrl(inputImage(name))]);
 }
 
 /** Images drawn in the node's body below its widgets (inputs, results, live previews). */
@@ -132,12 +140,38 @@ export function showImages(node, urls) {
   node.images = urls.map((url) => {
     const image = new Image();
     image.onload = () => {
-      node.setSize([node.size[0], Math.max(node.size[1], node.computeSize()[1] + 200)]);
+      makeRoomFor(node, image);
       node.setDirtyCanvas(true, true);
     };
     image.src = url;
     return image;
   });
+}
+
+/**
+ * Grow the node down for its image, into free space only: never over the node below it. The growth is
+ * for this session: `node.layoutSize` (what the document saves) keeps the size the graph or the user gave.
+ */
+function makeRoomFor(node, image) {
+  if (node.flags?.collapsed) return;
+  node.layoutSize ??= [...node.size];
+  const width = node.size[0] - 20;
+  const preview = Math.min(MAX_PREVIEW_HEIGHT, (width * image.naturalHeight) / image.naturalWidth);
+  const wanted = node.computeSize()[1] + preview + 12;
+  const room = node.graph ? roomBelow(node) : Infinity; // a node not yet placed has no neighbours
+  node.size[1] = Math.max(node.layoutSize[1], Math.min(wanted, room));
+}
+
+// The body height the node can have before it meets the first node below it.
+function roomBelow(node) {
+  const [x, y] = node.pos;
+  let room = Infinity;
+  for (const other of node.graph._nodes) {
+    if (other === node || other.pos[0] >= x + node.size[0] || other.pos[0] + other.size[0] <= x) continue;
+    const top = other.pos[1] - LiteGraph.NODE_TITLE_HEIGHT;
+    if (top >= y) room = Math.min(room, top - PREVIEW_GAP - y);
+  }
+  return room;
 }
 
 /** Draw the node's images in the space left below the widgets. */
