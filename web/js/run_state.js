@@ -132,14 +132,14 @@ export class RunState extends EventTarget {
       ctx.strokeRect(-2, -title - 2, width + 4, height + title + 4);
     }
     if (!node.flags?.collapsed) {
-      if (this.progress?.node === id && this.progress.max > 0) this.#drawProgress(ctx, width);
+      if (this.progress?.node === id && this.progress.max > 0) this.#drawProgress(node, ctx, width);
       else if (this.cached.has(id) && !errors) drawBadge(ctx, width, "cached", CACHED);
     }
     if (errors) this.#drawErrors(node, ctx, errors);
   }
 
-  // The title bar fills with the run's progress, with "step k/n" at its right end.
-  #drawProgress(ctx, width) {
+  // The title bar fills with the run's progress, with "k/n" at its right end ("step k/n" on samplers).
+  #drawProgress(node, ctx, width) {
     const { value, max } = this.progress;
     const title = LiteGraph.NODE_TITLE_HEIGHT;
     ctx.save();
@@ -151,7 +151,8 @@ export class RunState extends EventTarget {
     ctx.fillStyle = RUNNING;
     ctx.fillRect(0, -PROGRESS_LINE, (width * Math.min(value, max)) / max, PROGRESS_LINE);
     ctx.restore();
-    drawBadge(ctx, width, `step ${value}/${max}`, RUNNING);
+    const steps = String(node.constructor?.category ?? "").startsWith("sampling");
+    drawBadge(ctx, width, `${steps ? "step " : ""}${value}/${max}`, RUNNING);
   }
 
   #drawErrors(node, ctx, errors) {
