@@ -23,6 +23,7 @@ from depthgraph.engine.models.common import ModelError
 from depthgraph.engine.models.controlnets import (
     ControlNetHandle,
     ControlNetInfo,
+    ControlNetSource,
     controlnet_names,
     controlnet_not_found_message,
     find_controlnet,
@@ -48,32 +49,32 @@ def _where_controlnets_are(files: FileStore, name: str) -> str:
     return controlnet_not_found_message(name, files.models_dir)
 
 
+def _source(files: FileStore, name: Any) -> ControlNetSource | None:
+    return next((source for source in find_controlnets(files.models_dir) if source.name == name), None)
+
+
 def _fingerprint(inputs: Mapping[str, Any], files: FileStore) -> str:
-    for source in find_controlnets(files.models_dir):
-        if source.name == inputs["control_net_name"]:
-            return source.fingerprint()
-    return "missing"
+    source = _source(files, inputs["control_net_name"])
+    return "missing" if source is None else source.fingerprint()
 
 
 def describe_controlnet(known: Mapping[str, Any], files: FileStore) -> ControlNetInfo | None:
     """At validation: the family the ControlNet typed in is for (None when it cannot be told)."""
-    for source in find_controlnets(files.models_dir):
-        if source.name == known.get("control_net_name"):
-            try:
-                return source.info()
-            except ModelError:
-                return None
-    return None
+    source = _source(files, known.get("control_net_name"))
+    try:
+        return None if source is None else source.info()
+    except ModelError:
+        return None
 
 
 def _check_controlnet(known: Mapping[str, Any], files: FileStore) -> dict[str, str]:
     """A file in models/controlnet/ that is no ControlNet is refused now, saying what it is."""
-    for source in find_controlnets(files.models_dir):
-        if source.name == known.get("control_net_name"):
-            try:
-                source.info()
-            except ModelError as error:
-                return {"control_net_name": str(error)}
+    source = _source(files, known.get("control_net_name"))
+    try:
+        if source is not None:
+            source.info()
+    except ModelError as error:
+        return {"control_net_name": str(error)}
     return {}
 
 

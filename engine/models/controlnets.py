@@ -29,6 +29,7 @@ from .controlnet_layout import (
     to_diffusers,
 )
 from .families import Family
+from .model_folders import files_fingerprint, scan_models
 
 if TYPE_CHECKING:
     from .manager import ModelManager
@@ -91,12 +92,9 @@ class ControlNetSource:
             return self.kind
         if self.kind == "folder":
             files = sorted(self.path.iterdir())
-        else:
+        else:  # with the config beside it, which decides the architecture
             files = [self.path, *(self.path.with_suffix(s) for s in (".json", ".yaml", ".yml"))]
-        stats = [
-            (item.name, item.stat().st_mtime_ns, item.stat().st_size) for item in files if item.is_file()
-        ]
-        return f"{self.kind}:{self.path.resolve()}:{stats}"
+        return files_fingerprint(self.kind, self.path, files)
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -119,22 +117,8 @@ def find_controlnets(models_dir: Path) -> list[ControlNetSource]:
     from .tiny_controlnets import TINY_CONTROLNETS
 
     sources = [ControlNetSource(name, "tiny") for name in TINY_CONTROLNETS]
-    folder = models_dir / CONTROLNET_FOLDER
-    if not folder.is_dir():
-        return sources
-    files = []
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in SUFFIXES:
-            files.append(ControlNetSource(path.name, "single_file", path))
-        if not path.is_dir():
-            continue
-        if (path / CONFIG_NAME).is_file():
-            sources.append(ControlNetSource(path.name, "folder", path))
-            continue
-        for inner in sorted(path.iterdir()):
-            if inner.is_dir() and (inner / CONFIG_NAME).is_file():
-                sources.append(ControlNetSource(f"{path.name}/{inner.name}", "folder", inner))
-    return sources + files
+    found = scan_models(models_dir / CONTROLNET_FOLDER, SUFFIXES, lambda path: (path / CONFIG_NAME).is_file())
+    return sources + [ControlNetSource(name, kind, path) for name, kind, path in found]
 
 
 def controlnet_names(models_dir: Path) -> list[str]:
@@ -236,6 +220,3 @@ class ControlNetHandle:
     def get(self) -> Any:
         """The loaded `ControlNetModel` (read on first use, then kept)."""
         return self.manager.load_external(self.key, "controlnet", lambda: read_controlnet(self.source))
-
-    def info(self) -> ControlNetInfo:
-        return self.source.info()

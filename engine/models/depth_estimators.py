@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .common import ModelError
 from .depth_families import DPT_HYBRID, Family, family_of_config, predicts_metres
 from .depth_single_file import SUFFIXES, family_of_file, load_depth_file
+from .model_folders import files_fingerprint, scan_models
 from .tiny_depth import TINY_DESCRIPTION, TINY_ESTIMATORS, build_tiny_estimator, build_tiny_processor
 
 if TYPE_CHECKING:
@@ -68,10 +69,7 @@ class EstimatorSource:
         if self.path is None:
             return self.kind
         files = [self.path] if self.kind == "single_file" else sorted(self.path.iterdir())
-        stats = [
-            (item.name, item.stat().st_mtime_ns, item.stat().st_size) for item in files if item.is_file()
-        ]
-        return f"{self.kind}:{self.path.resolve()}:{stats}"
+        return files_fingerprint(self.kind, self.path, files)
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
@@ -92,22 +90,8 @@ def _is_estimator_folder(path: Path) -> bool:
 def find_depth_estimators(models_dir: Path) -> list[EstimatorSource]:
     """The tiny estimators, then the folders and files in `models_dir/depth/` (see the module doc)."""
     sources = [EstimatorSource(name, "tiny") for name in TINY_ESTIMATORS]
-    folder = models_dir / DEPTH_FOLDER
-    if not folder.is_dir():
-        return sources
-    files = []
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in SUFFIXES:
-            files.append(EstimatorSource(path.name, "single_file", path))
-        if not path.is_dir():
-            continue
-        if _is_estimator_folder(path):
-            sources.append(EstimatorSource(path.name, "folder", path))
-            continue
-        for inner in sorted(path.iterdir()):
-            if inner.is_dir() and _is_estimator_folder(inner):
-                sources.append(EstimatorSource(f"{path.name}/{inner.name}", "folder", inner))
-    return sources + files
+    found = scan_models(models_dir / DEPTH_FOLDER, SUFFIXES, _is_estimator_folder)
+    return sources + [EstimatorSource(name, kind, path) for name, kind, path in found]
 
 
 def depth_estimator_names(models_dir: Path) -> list[str]:
