@@ -90,13 +90,13 @@ def measure(page: Any, nodes: int, frames: int = 60) -> dict[str, dict[str, floa
 
 
 def page_weight(root: Path = WEB_ROOT) -> dict[str, int]:
-    """Bytes of the page's own files (HTML, JS, CSS), the vendored library left out."""
+    """Bytes of the page's own files (HTML, JS, CSS): the vendored library and the extension for
+    ComfyUI's front end (web/comfyui/, which the page never loads) left out."""
     return {
         str(path.relative_to(root)): path.stat().st_size
         for path in sorted(root.rglob("*"))
         if path.suffix in (".js", ".css", ".html")
-        and "vendor" not in path.parts
-        and "node_modules" not in path.parts
+        and not {"vendor", "node_modules", "comfyui"} & set(path.relative_to(root).parts)
     }
 
 

@@ -104,6 +104,95 @@ def test_double_clicking_the_canvas_opens_the_node_search_with_categories_inside
     assert menu.is_hidden()
 
 
+def slot_point(editor: Editor, node_id: int, is_input: bool, slot: int) -> tuple[float, float]:
+    """Where a node's socket is drawn on the page."""
+    x, y = editor.evaluate(
+        """([id, isInput, slot]) => {
+            const { canvas, graph } = window.depthgraph;
+            const socket = graph.getNodeById(id).getConnectionPos(isInput, slot);
+            const [x, y] = canvas.ds.convertOffsetToCanvas(socket);
+            const page = canvas.canvas.getBoundingClientRect();
+            return [page.left + x, page.top + y];
+        }""",
+        [node_id, is_input, slot],
+    )
+    return float(x), float(y)
+
+
+def drop_link(editor: Editor, start: tuple[float, float], end: dict[str, float], shift: bool) -> None:
+    mouse = editor.page.mouse
+    mouse.move(*start)
+    mouse.down()
+    mouse.move(end["x"], end["y"], steps=8)
+    if shift:
+        editor.page.keyboard.down("Shift")
+    mouse.up()
+    if shift:
+        editor.page.keyboard.up("Shift")
+
+
+def offered_nodes(editor: Editor) -> set[str]:
+    menu = editor.testid("node-menu")
+    menu.wait_for()
+    items = menu.locator("[data-testid=node-menu-item]:not([hidden])")
+    return set(items.evaluate_all("(items) => items.map((item) => item.dataset.nodeClass)"))
+
+
+def test_a_link_dropped_with_shift_opens_the_search_for_nodes_that_take_it_and_links_the_pick(
+    editor: Editor,
+) -> None:
+    info = object_info(editor)
+    point = empty_canvas_point(editor)
+    drop_link(editor, slot_point(editor, LOADER, False, 0), point, shift=True)  # Load Image's IMAGE
+    offered = offered_nodes(editor)
+    taking_images = {
+        name
+        for name, schema in info.items()
+        if any(spec[0] == "IMAGE" for group in schema["input"].values() for spec in group.values())
+    }
+    assert offered == taking_images
+    assert "DepthSampler" not in offered and "ImageInvert" in offered
+    editor.screenshot("link-search")
+    editor.page.keyboard.type("invert colours")
+    editor.page.keyboard.press("Enter")
+    origin = editor.evaluate(
+        """() => {
+            const { graph } = window.depthgraph;
+            const node = graph._nodes.at(-1);
+            const link = graph.links.get?.(node.inputs[0].link) ?? graph.links[node.inputs[0].link];
+            return [node.type, link?.origin_id, link?.origin_slot];
+        }"""
+    )
+    assert origin == ["ImageInvert", LOADER, 0]
+
+
+def test_a_link_dropped_from_an_input_offers_the_nodes_that_make_its_type_and_links_the_pick(
+    editor: Editor,
+) -> None:
+    point = empty_canvas_point(editor)
+    added = editor.evaluate(
+        """([x, y]) => window.depthgraph.addNode("DepthToImage", { canvasX: x - 400, canvasY: y - 100 })
+            .id""",
+        [point["canvasX"], point["canvasY"]],
+    )
+    drop_link(editor, slot_point(editor, added, True, 0), point, shift=False)  # its DEPTH input
+    offered = offered_nodes(editor)
+    assert {"DepthEstimate", "LoadDepth", "DepthBlur"} <= offered
+    assert "ImageInvert" not in offered and "SaveDepth" not in offered
+    editor.page.keyboard.type("load depth map")
+    editor.page.keyboard.press("Enter")
+    linked = editor.evaluate(
+        """(id) => {
+            const { graph } = window.depthgraph;
+            const target = graph.getNodeById(id);
+            const link = graph.links.get?.(target.inputs[0].link) ?? graph.links[target.inputs[0].link];
+            return graph.getNodeById(link.origin_id).type;
+        }""",
+        added,
+    )
+    assert linked == "LoadDepth"
+
+
 def test_escape_closes_the_node_search_and_the_menus(editor: Editor) -> None:
     point = empty_canvas_point(editor)
     editor.page.mouse.dblclick(point["x"], point["y"])
@@ -278,3 +367,17 @@ def test_the_mask_painter_reopens_on_the_mask_then_clears_inverts_and_closes_wit
     editor.page.keyboard.press("Escape")
     assert editor.testid("mask-painter").count() == 0
     assert loader_image(editor) == second
+
+
+def test_only_load_image_offers_the_mask_painter_not_the_depth_map_loader(editor: Editor) -> None:
+    editor.open_library_graph("foreground_only.json")
+    buttons = editor.evaluate(
+        """() => Object.fromEntries([2, 4].map((id) => {
+            const node = window.depthgraph.graph.getNodeById(id);
+            return [node.type, node.widgets.filter((w) => w.type === "button").map((w) => w.name)];
+        }))"""
+    )
+    assert buttons == {
+        "LoadImage": ["choose image to upload", "paint mask"],
+        "LoadDepth": ["choose image to upload"],
+    }

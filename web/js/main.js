@@ -38,8 +38,19 @@ class Editor {
     this.gallery = new Gallery(byTestId("gallery"), { onDepthView: openDepthView });
     const addNode = (className, request) => this.addNode(className, request);
     this.nodeMenu = new NodeMenu(byTestId("node-menu"), canvasElement.parentElement, objectInfo, addNode);
-    // A double-click opens the editor's own node search, not litegraph's search box.
-    this.canvas.showSearchBox = (event) => this.nodeMenu.showAt(event.clientX, event.clientY, at(event));
+    // A double-click or a dropped link opens the editor's own node search, not litegraph's search box;
+    // `link` says what was dropped (litegraph's node_from/slot_from or node_to/slot_to, and the type).
+    this.canvas.showSearchBox = (event, link = {}) =>
+      this.nodeMenu.showAt(event.clientX, event.clientY, { ...link, ...at(event) });
+    // A link dropped on the canvas, with or without Shift, opens that search too (not a context menu).
+    LiteGraph.release_link_on_empty_shows_menu = true;
+    this.canvas.showConnectionMenu = ({ nodeFrom, slotFrom, nodeTo, slotTo, e }) =>
+      this.canvas.showSearchBox(
+        e,
+        nodeFrom
+          ? { node_from: nodeFrom, slot_from: slotFrom, type_filter_in: slotFrom.type }
+          : { node_to: nodeTo, slot_to: slotTo, type_filter_out: slotTo.type },
+      );
     this.batchInput = byTestId("batch-count");
     this.batchInput.value = localStorage.getItem(BATCH_KEY) ?? "1";
   }
@@ -98,6 +109,7 @@ class Editor {
     const third = () => this.canvas.ds.convertCanvasToOffset([box.width / 3, box.height / 3]);
     node.pos = request.canvasX == null ? third() : [request.canvasX, request.canvasY];
     this.graph.add(node);
+    connectDropped(node, request);
     this.canvas.selectNode(node);
     return node;
   }
@@ -314,6 +326,19 @@ class Editor {
 }
 
 /** Where a litegraph pointer event is on the graph. */
+/** Link a node added from a dropped link's search to the slot the link was dragged from. */
+function connectDropped(node, { node_from: from, node_to: to, slot_from: slot, slot_to: slotTo = slot }) {
+  const index = (slots, wanted) =>
+    typeof wanted === "number" ? wanted : slots.findIndex((slot) => slot === wanted || slot.name === wanted?.name);
+  if (from) {
+    const output = index(from.outputs, slot);
+    if (from.outputs[output]) from.connectByType(output, node, from.outputs[output].type);
+  } else if (to) {
+    const input = index(to.inputs, slotTo);
+    if (to.inputs[input]) to.connectByTypeOutput(input, node, to.inputs[input].type);
+  }
+}
+
 const at = (event) => (event?.canvasX == null ? {} : { canvasX: event.canvasX, canvasY: event.canvasY });
 
 async function boot() {

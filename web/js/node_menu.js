@@ -1,6 +1,8 @@
-// The node search: every registered node by category, with a search box. One menu for "Add node" and a
-// double-click on the canvas; it opens inside the canvas area.
+// The node search: every registered node by category, with a search box. One menu for "Add node", a
+// double-click on the canvas and a link dropped on it (then only nodes that can take the link); it opens
+// inside the canvas area.
 import { LiteGraph } from "@comfyorg/litegraph";
+import { inputsOf, isWidgetSpec } from "./node_types.js";
 import { closeOnEscape } from "./overlays.js";
 import { element } from "./panels.js";
 
@@ -16,12 +18,13 @@ export class NodeMenu {
     this.area = area;
     this.onPick = onPick;
     this.request = {};
+    this.sockets = new Map(); // class name → { inputs, outputs }: the socket types it has
     this.search = element("input", { type: "search", placeholder: "search nodes", testid: "node-search" });
     this.list = element("div", { class: "node-list" });
     this.search.addEventListener("input", () => this.#filter());
     this.search.addEventListener("keydown", (event) => {
       event.stopPropagation(); // typing is not a canvas shortcut
-      if (event.key === "Enter") this.list.querySelector("button:not([hidden])")?.click();
+      if (event.key === "Enter") this.#best()?.click();
     });
     this.root.replaceChildren(this.search, this.list);
     this.#build(objectInfo);
@@ -36,6 +39,8 @@ export class NodeMenu {
     }
     const sections = [...byCategory.keys()].sort().map((category) => {
       const items = byCategory.get(category).map(([className, info]) => {
+        const inputs = inputsOf(info).filter(([, spec]) => spec && !isWidgetSpec(spec));
+        this.sockets.set(className, { inputs: new Set(inputs.map(([, [type]]) => type)), outputs: new Set(info.output) });
         const item = element(
           "button",
           { class: "menu-item", testid: "node-menu-item", title: info.description ?? "", onclick: () => this.#pick(className) },
@@ -43,7 +48,8 @@ export class NodeMenu {
           element("small", {}, className),
         );
         item.dataset.nodeClass = className;
-        item.dataset.search = `${className} ${info.display_name} ${category} ${info.description}`.toLowerCase();
+        item.dataset.name = `${className} ${info.display_name}`.toLowerCase();
+        item.dataset.search = `${item.dataset.name} ${category} ${info.description}`.toLowerCase();
         return item;
       });
       return element("section", { testid: "node-category" }, element("h4", {}, category), ...items);
@@ -51,14 +57,33 @@ export class NodeMenu {
     this.list.replaceChildren(...sections);
   }
 
+  get #words() {
+    return this.search.value.toLowerCase().split(/\s+/).filter(Boolean);
+  }
+
+  /** What Enter picks: the first shown node whose name has every word, else the first shown. */
+  #best() {
+    const shown = [...this.list.querySelectorAll("button:not([hidden])")];
+    const words = this.#words;
+    return shown.find((item) => words.every((word) => item.dataset.name.includes(word))) ?? shown[0];
+  }
+
   #filter() {
-    const words = this.search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const words = this.#words;
     for (const item of this.list.querySelectorAll("button")) {
-      item.hidden = !words.every((word) => item.dataset.search.includes(word));
+      const fits = this.#takesLink(item.dataset.nodeClass);
+      item.hidden = !fits || !words.every((word) => item.dataset.search.includes(word));
     }
     for (const section of this.list.querySelectorAll("section")) {
       section.hidden = !section.querySelector("button:not([hidden])");
     }
+  }
+
+  /** Whether a node can take the link being dropped: an input of its type (from an output) or an output. */
+  #takesLink(className) {
+    const { type_filter_in: input, type_filter_out: output } = this.request;
+    const { inputs, outputs } = this.sockets.get(className);
+    return (!input || inputs.has(input)) && (!output || outputs.has(output));
   }
 
   #pick(className) {

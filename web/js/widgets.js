@@ -93,7 +93,8 @@ function openTextEditor(canvas, node, widget) {
   area.focus();
 }
 
-/** LoadImage's file picker (uploads the chosen image and selects it) and mask painter. */
+/** A file picker (uploads the chosen image and selects it), and the mask painter on nodes with a MASK
+ * output (Load Image: its alpha), not on loaders of depth maps. */
 export function addUploadWidget(node, combo) {
   const picker = document.createElement("input");
   picker.type = "file";
@@ -104,7 +105,9 @@ export function addUploadWidget(node, combo) {
   });
   node.addWidget("button", "choose image to upload", null, () => picker.click(), { serialize: false });
   const paintMask = () => combo.value && openMaskPainter(inputImage(combo.value), (stored) => select(node, combo, stored));
-  node.addWidget("button", "paint mask", null, paintMask, { serialize: false });
+  if (node.constructor.schema?.output?.includes("MASK")) {
+    node.addWidget("button", "paint mask", null, paintMask, { serialize: false });
+  }
   const original = combo.callback;
   combo.callback = (value) => {
     original?.(value);
