@@ -17,6 +17,7 @@ from unittest.mock import ANY
 import numpy as np
 import pytest
 import torch
+from depthgraph.engine.app.example_inputs import EXAMPLE_INPUTS
 from PIL import Image
 
 from tests.cli_fixtures import DEPTHGRAPH, EXAMPLE_GRAPH, EXAMPLE_IMAGE, REPOSITORY, Cli
@@ -329,6 +330,34 @@ def test_a_missing_graph_file_is_a_usage_error(depthgraph: Cli) -> None:
 
     assert outcome.code == 2
     assert "graph file no-such-graph.json does not exist" in outcome.stderr
+    assert "the graph library has controlnet_depth, custom_depth, depth2img," in outcome.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["invert_and_scale", "invert_and_scale.json", "graphs/invert_and_scale.json"]
+)
+def test_a_library_graph_runs_by_name_from_any_folder(depthgraph: Cli, workspace: Path, name: str) -> None:
+    assert not (workspace / "graphs").exists()  # as for an installed package: the graphs are inside it
+    outcome = depthgraph("validate", name)
+    assert outcome.code == 0, outcome.stderr
+    assert outcome.stdout.startswith(f"{name}: valid;")
+
+
+def test_a_new_home_gets_the_example_inputs_and_an_existing_input_folder_is_left_alone(
+    depthgraph: Cli, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = workspace / "fresh-home"
+    monkeypatch.setenv("DEPTHGRAPH_HOME", str(home))
+    outcome = depthgraph("validate", "foreground_only")  # loads motorcycle.jpg and its depth map
+    assert outcome.code == 0, outcome.stderr
+    assert f"made the input folder {home / 'input'}, with the 6 example inputs" in outcome.stderr
+    assert sorted(path.name for path in (home / "input").iterdir()) == sorted(EXAMPLE_INPUTS)
+
+    (home / "input" / "motorcycle.jpg").unlink()  # the user's folder now: nothing is put back
+    outcome = depthgraph("validate", "foreground_only")
+    assert outcome.code == 1 and "made the input folder" not in outcome.stderr
+    assert "motorcycle.jpg" in outcome.stdout + outcome.stderr
+    assert not (home / "input" / "motorcycle.jpg").exists()
 
 
 # nodes that fail while running

@@ -3,6 +3,7 @@ whose own top-level `nodes` and `server` modules it must neither shadow nor be s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from depthgraph.engine.app.example_inputs import EXAMPLE_INPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +62,16 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
     ):
         assert expected in names, expected
     assert not any(name.startswith("depthgraph/tests/") for name in names)
+    shipped_inputs = {name.removeprefix("depthgraph/input/") for name in names if "/input/" in name}
+    assert shipped_inputs == set(EXAMPLE_INPUTS)  # what the library graphs load, and nothing else
+    loaded = {
+        value
+        for graph in (ROOT / "graphs").glob("*.json")
+        for node in json.loads(graph.read_text())["nodes"].values()
+        for key, value in node["inputs"].items()
+        if key in ("image", "depth") and isinstance(value, str)
+    }
+    assert loaded <= set(EXAMPLE_INPUTS)
 
 
 COMFY_NODES = """
@@ -112,6 +124,11 @@ def test_installed_beside_comfyuis_own_nodes_and_server_both_import(wheel: Path,
         engine = Engine(Settings(device="cpu"))
         assert "DepthSampler" in {definition.class_name for definition in engine.registry}
         print(depthgraph.server.__file__)
+        # The library by name, and its example inputs copied into the new home's input folder.
+        import os
+        from depthgraph.engine.app.cli.entry import main
+        assert main(["validate", "depth2img"]) == 0
+        print(" ".join(sorted(os.listdir(os.path.join(os.environ["DEPTHGRAPH_HOME"], "input")))))
         """
     )
     done = subprocess.run(
@@ -127,3 +144,5 @@ def test_installed_beside_comfyuis_own_nodes_and_server_both_import(wheel: Path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().startswith(purelib), "depthgraph came from the wheel, not this checkout"
+    assert done.stdout.splitlines()[-1].split() == sorted(EXAMPLE_INPUTS)
+    assert "made the input folder" in done.stderr

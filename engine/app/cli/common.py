@@ -28,11 +28,23 @@ def build_engine(settings: Settings, files: FileStore) -> Engine:
     return engine
 
 
+def library_graph(path: Path, library: Path) -> Path:
+    """`path` if it exists, else the library graph it names (`depth2img` or `depth2img.json`, as an
+    installed package has its graphs inside it); a UsageError listing the library when neither is."""
+    if path.exists():
+        return path
+    named = library / (path.name if path.suffix == ".json" else f"{path.name}.json")
+    if path.parent in (Path(), Path("graphs")) and named.is_file():
+        return named
+    shipped = sorted(graph.stem for graph in library.glob("*.json"))
+    hint = f"; the graph library has {', '.join(shipped)} (run one by name)" if shipped else ""
+    raise UsageError(f"graph file {path} does not exist{hint}")
+
+
 def load_document(path: Path, settings: Settings | None = None) -> GraphDocument:
     """The graph in `path`: a depthgraph file, an API form, a PNG saved by SaveImage, or an editor
     workflow (as ComfyUI's front end saves it), converted as the server converts it."""
-    if not path.exists():
-        raise UsageError(f"graph file {path} does not exist")
+    path = library_graph(path, (settings or Settings()).graphs_dir)
 
     def convert(workflow: dict[str, Any]) -> GraphDocument:
         from ...core.registry import NodeRegistry

@@ -18,6 +18,7 @@ from ...formats.graph_file import GraphFileError
 from ...models.devices import DEVICE_CHOICES
 from ...models.fetch import DEFAULT_REPO
 from ..config import EXECUTORS, FRONTENDS, ConfigError, Settings, allowed, load_settings, parse_bytes
+from ..example_inputs import provide_example_inputs
 from ..overrides import (
     UsageError,
     apply_overrides,
@@ -227,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
+        if args.command in ("run", "validate", "batch", "serve", "nodes"):
+            _provide_example_inputs(settings.input_dir)
         if args.command == "nodes":
             return nodes_command(args, build_engine(settings, settings.file_store()))
         if args.command == "models":
@@ -255,6 +258,21 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             print(json.dumps({"status": "invalid", "valid": False, "errors": [{"message": str(error)}]}))
         print(f"depthgraph: {error}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _provide_example_inputs(input_dir: Path) -> None:
+    """A first run makes the input folder, with the example inputs the library graphs load."""
+    try:
+        copied = provide_example_inputs(input_dir)
+    except OSError as error:  # a folder that cannot be made is reported where a file is read or saved
+        print(f"depthgraph: warning: could not make the input folder {input_dir}: {error}", file=sys.stderr)
+        return
+    if copied:
+        print(
+            f"depthgraph: made the input folder {input_dir}, with the {len(copied)} example inputs the "
+            "library graphs load",
+            file=sys.stderr,
+        )
 
 
 def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
