@@ -12,7 +12,6 @@ the prompt, loops included.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -24,6 +23,7 @@ from .gc_pause import gc_paused
 from .graph import ExecutableGraph, GraphNode, Link
 from .limits import Limits, declared_output_pixels
 from .registry import InputSpec, NodeRegistry, Unusable
+from .run_order import run_order
 from .sockets import ANY, COMBO, INT
 from .suggest import closest, did_you_mean
 
@@ -165,7 +165,7 @@ def _validate(
         if len(issues) == known:
             _check_output_size(nodes[node_id], limits, issues)
 
-    order = _topological_order(needed, nodes, issues)
+    order = _ordered(needed, nodes, issues)
     if issues or order is None:
         return Validation(None, issues)
     _check_described(order, nodes, files, issues)
@@ -434,47 +434,13 @@ def _told(function: Any, *arguments: Any) -> Any:
         return None
 
 
-def _topological_order(
+def _ordered(
     needed: Sequence[str], nodes: Mapping[str, GraphNode], issues: list[ValidationIssue]
 ) -> list[str] | None:
-    """Order the needed nodes so that each follows its sources (Kahn's algorithm), or report a cycle.
-
-    Where links allow, nodes keep the order the file lists them in, which makes runs predictable.
-    """
-    # Files usually list sources before readers; then the file order is the answer.
-    needed_set = set(needed)
-    in_file_order = [node_id for node_id in nodes if node_id in needed_set]
-    seen: set[str] = set()
-    for node_id in in_file_order:
-        for link in nodes[node_id].links.values():
-            if link.source not in seen:
-                break
-        else:
-            seen.add(node_id)
-            continue
-        break
-    else:
-        return in_file_order
-    position = {node_id: index for index, node_id in enumerate(nodes)}
-    waiting = dict.fromkeys(needed, 0)
-    readers: dict[str, list[str]] = {node_id: [] for node_id in needed}
-    for node_id in needed:
-        for link in nodes[node_id].links.values():
-            waiting[node_id] += 1
-            readers[link.source].append(node_id)
-    ready = [(position[node_id], node_id) for node_id, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    order: list[str] = []
-    while ready:
-        node_id = heapq.heappop(ready)[1]
-        order.append(node_id)
-        for reader in readers[node_id]:
-            waiting[reader] -= 1
-            if waiting[reader] == 0:
-                heapq.heappush(ready, (position[reader], reader))
-    if len(order) == len(needed):
+    """The needed nodes in run order, or None with an issue on every node of a loop."""
+    order, cycle = run_order(needed, nodes)
+    if not cycle:
         return order
-    cycle = _one_cycle({node_id for node_id in needed if waiting[node_id] > 0}, nodes, position)
     message = f"the graph loops back on itself ({_loop_text(cycle)}); remove one of these links"
     for node_id in cycle:
         issues.append(ValidationIssue(Code.DEPENDENCY_CYCLE, message, node_id, nodes[node_id].class_type))
@@ -494,23 +460,3 @@ def _loop_text(cycle: Sequence[str]) -> str:
         hidden = f"... ({len(cycle) - 2 * half:,} more)"
         names = [*map(_id_shown, cycle[:half]), hidden, *map(_id_shown, cycle[-half:])]
     return " -> ".join([*names, names[0]])
-
-
-def _one_cycle(stuck: set[str], nodes: Mapping[str, GraphNode], position: Mapping[str, int]) -> list[str]:
-    """One loop among the nodes Kahn's algorithm could not order, in link order (each node feeds the
-    next, the last feeds the first), starting at the one listed first in the file.
-
-    Every stuck node waits on a source that is stuck too: on a loop, or downstream of one. So walking
-    back from any of them, always to a stuck source, must come round to a node already walked; the
-    nodes since its first visit are a loop. Each node is walked and its links read at most once.
-    """
-    walked: dict[str, int] = {}  # node id -> its place in `path`
-    path: list[str] = []
-    node_id = min(stuck, key=position.__getitem__)
-    while node_id not in walked:
-        walked[node_id] = len(path)
-        path.append(node_id)
-        node_id = next(link.source for link in nodes[node_id].links.values() if link.source in stuck)
-    cycle = path[walked[node_id] :][::-1]  # walked against the links: reversed, it follows them
-    first = min(range(len(cycle)), key=lambda index: position[cycle[index]])
-    return cycle[first:] + cycle[:first]
