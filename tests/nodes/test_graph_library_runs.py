@@ -213,11 +213,17 @@ def test_depth_editing_keeps_the_subject_and_squeezes_the_background_into_the_fa
         assert edited_image.mode == "I;16"
         edited = np.asarray(edited_image, dtype=np.float32) / 65535.0
         before = np.asarray(before_image, dtype=np.float32) / 65535.0
-    subject = before >= 0.5  # fully inside the selected range (far 0.45, soft by 0.05 each side)
-    background = before <= 0.4
+    subject = before >= 0.65  # fully inside the selected range (far 0.6, soft by 0.05 each side)
+    background = before <= 0.55
     assert subject.any() and background.any()
     assert np.abs(edited - before)[subject].max() <= 2 / 65535
     assert np.abs(edited - 0.25 * before)[background].max() <= 2 / 65535
+    # The measured depth puts the motorcycle in the kept range and the garage in the squeezed one.
+    scale = before.shape[1] / 512
+    for part, (x, y) in _MOTORCYCLE_PARTS.items():
+        assert subject[round(y * scale), round(x * scale)], part
+    for thing, (x, y) in _GARAGE_BEHIND.items():
+        assert background[round(y * scale), round(x * scale)], thing
 
 
 def test_a_sweep_over_more_cells_than_the_limit_fails_before_sampling(tmp_path: Path) -> None:
