@@ -82,8 +82,9 @@ def test_json_prints_one_object_with_the_saved_paths_and_what_ran(depthgraph: Cl
 
 def test_run_prints_every_file_it_saved_depth_maps_included(depthgraph: Cli, workspace: Path) -> None:
     shutil.copy(REPOSITORY / "graphs" / "depth_edit.json", workspace / "depth_edit.json")
-    with Image.open(workspace / "input" / "example.jpg") as photo:  # small, so the tiny model is quick
-        photo.resize((128, 128)).save(workspace / "input" / "example.jpg")
+    for name in ("motorcycle.jpg", "motorcycle_depth.png"):  # small, so the tiny model is quick
+        with Image.open(REPOSITORY / "input" / name) as picture:
+            picture.resize((128, 88)).save(workspace / "input" / name)
 
     outcome = depthgraph(
         "run", "depth_edit.json", "--set", "8.steps=1", "--set", "12.format=16-bit PNG + .npy"
