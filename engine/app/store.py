@@ -12,8 +12,7 @@ raising: `get()` and `history()` show it, `problem` says why, `add()` refuses ne
 again. A prompt's waiting changes merge in call order, so an older state never overwrites a newer one.
 
 Opening checks the file (`PRAGMA quick_check`, in `store_open`): a damaged one raises `StoreDamaged`
-with what to do;
-`engine.app.store_repair` moves it aside and keeps what can be read.
+with what to do; `engine.app.store_repair` moves it aside and keeps what can be read.
 """
 
 from __future__ import annotations
