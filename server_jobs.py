@@ -155,18 +155,23 @@ async def get_jobs(request: web.Request) -> web.Response:
     workflow_id = request.query.get("workflow_id")
 
     def listing() -> dict[str, Any]:
-        items = jobs.store.with_status(TO_STORE[status] for status in statuses)
-        entries = [job_entry(item) for item in items]
-        if workflow_id:
-            entries = [entry for entry in entries if entry.get("workflow_id") == workflow_id]
-        key = duration if sort_by == "execution_duration" else lambda entry: entry["create_time"]
-        entries.sort(key=key, reverse=newest_first)
-        page = entries[offset:] if limit is None else entries[offset : offset + limit]
+        stored = [TO_STORE[status] for status in statuses]
+        if sort_by == "created_at" and not workflow_id:  # what the queue panel asks: the store pages it
+            items, total = jobs.store.page(stored, newest_first, limit, offset)
+            page = [job_entry(item) for item in items]
+        else:  # by what only the entries know (durations, the workflow): each prompt read
+            entries = [job_entry(item) for item in jobs.store.with_status(stored)]
+            if workflow_id:
+                entries = [entry for entry in entries if entry.get("workflow_id") == workflow_id]
+            key = duration if sort_by == "execution_duration" else lambda entry: entry["create_time"]
+            entries.sort(key=key, reverse=newest_first)
+            page = entries[offset:] if limit is None else entries[offset : offset + limit]
+            total = len(entries)
         pagination = {
             "offset": offset,
-            "limit": limit if limit is not None else len(entries),
-            "total": len(entries),
-            "has_more": offset + len(page) < len(entries),
+            "limit": limit if limit is not None else total,
+            "total": total,
+            "has_more": offset + len(page) < total,
         }
         return {"jobs": page, "pagination": pagination}
 

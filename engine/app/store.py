@@ -158,6 +158,7 @@ class PromptStore:
         except BaseException:
             self._connection.close()
             raise
+        self._index_by_time()
 
     def _migrate(self) -> None:
         with self._lock:
@@ -182,6 +183,18 @@ class PromptStore:
             except sqlite3.Error as error:
                 self._roll_back()
                 raise cannot_open(self.path, error) from None
+
+    def _index_by_time(self) -> None:
+        """The index `page` walks, newest or oldest first, stopping after a page. Made on opening, not
+        by a migration, so that a store on a disk that cannot write still opens (pages are then only
+        slower, since every row is sorted)."""
+        with self._lock:
+            try:
+                self._connection.execute(
+                    "CREATE INDEX IF NOT EXISTS prompts_by_time ON prompts (created, status)"
+                )
+            except sqlite3.Error as error:
+                log.info("the store's index by time cannot be made now (%s); lists are slower", error)
 
     # --- state of the disk ---------------------------------------------------------------------------
     @property
@@ -356,6 +369,30 @@ class PromptStore:
         if offset is None:
             return items[-max_items:] if max_items else []
         return items[offset : offset + max_items]
+
+    def page(
+        self, statuses: Iterable[str], newest_first: bool, limit: int | None, offset: int = 0
+    ) -> tuple[list[StoredPrompt], int]:
+        """`limit` prompts (None: all) from `offset` of those whose status is one of `statuses`, by the
+        time they were queued, and how many such prompts there are. sqlite sorts, counts and pages
+        them, so a page of a long history reads only that page (unless results wait in memory)."""
+        wanted = tuple(statuses)
+        with self._lock:
+            if self._backlog:
+                items = self._with_status(wanted)
+                items.sort(key=lambda item: item.created, reverse=newest_first)
+                end = None if limit is None else offset + limit
+                return items[offset:end], len(items)
+            where = f"WHERE status IN ({_marks(wanted)})"
+            ((total,),) = self._read(f"SELECT COUNT(*) FROM prompts {where}", wanted)
+            order = "DESC" if newest_first else "ASC"
+            # `+status` keeps sqlite off the status index here, so it walks prompts_by_time in order
+            # (reading the status from the index too) and stops after the page.
+            items = self._select(
+                f"WHERE +status IN ({_marks(wanted)}) ORDER BY created {order} LIMIT ? OFFSET ?",
+                (*wanted, -1 if limit is None else limit, offset),
+            )
+        return items, int(total)
 
     def with_status(self, statuses: Iterable[str]) -> list[StoredPrompt]:
         """Every prompt whose status is one of `statuses` (what waits in memory included), unordered."""
