@@ -185,16 +185,17 @@ class PromptStore:
                 raise cannot_open(self.path, error) from None
 
     def _index_by_time(self) -> None:
-        """The index `page` walks, newest or oldest first, stopping after a page. Made on opening, not
-        by a migration, so that a store on a disk that cannot write still opens (pages are then only
-        slower, since every row is sorted)."""
+        """The indexes `page` and `history` walk, newest or oldest first, stopping after a page. Made on
+        opening, not by a migration, so that a store on a disk that cannot write still opens (pages
+        are then only slower: every row is read and sorted)."""
         with self._lock:
             try:
-                self._connection.execute(
-                    "CREATE INDEX IF NOT EXISTS prompts_by_time ON prompts (created, status)"
-                )
+                for name, column in (("prompts_by_time", "created"), ("prompts_by_finish", "finished")):
+                    self._connection.execute(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON prompts ({column}, status)"
+                    )
             except sqlite3.Error as error:
-                log.info("the store's index by time cannot be made now (%s); lists are slower", error)
+                log.info("the store's indexes by time cannot be made now (%s); lists are slower", error)
 
     # --- state of the disk ---------------------------------------------------------------------------
     @property
@@ -352,14 +353,14 @@ class PromptStore:
         with self._lock:
             if not self._backlog:
                 if offset is None and max_items is not None:
-                    newest = self._select(
-                        f"WHERE status IN ({_marks(FINISHED)}) ORDER BY finished DESC LIMIT ?",
+                    newest = self._select(  # `+status`: by prompts_by_finish, as in `page`
+                        f"WHERE +status IN ({_marks(FINISHED)}) ORDER BY finished DESC LIMIT ?",
                         (*FINISHED, max_items),
                     )
                     return newest[::-1]
                 limit = -1 if max_items is None else max_items
                 return self._select(
-                    f"WHERE status IN ({_marks(FINISHED)}) ORDER BY finished LIMIT ? OFFSET ?",
+                    f"WHERE +status IN ({_marks(FINISHED)}) ORDER BY finished LIMIT ? OFFSET ?",
                     (*FINISHED, limit, offset or 0),
                 )
             items = self._with_status(FINISHED)
