@@ -72,6 +72,17 @@ def test_a_sweep_counts_its_cells_apart_from_the_steps_and_knows_its_total_after
     progress.close()
 
 
+def test_a_graph_without_a_sampler_counts_its_nodes(workspace: Path, depthgraph: Cli) -> None:
+    outcome = depthgraph("run", "invert_and_scale")  # Load, Scale, Invert, Save: no sampling steps
+    assert outcome.code == 0, outcome.stderr
+    seen = counts(outcome.stderr)
+    assert seen and {total for _, total in seen} == {"4"}
+    # It moves node by node (the last drawing, 4/4, may be cleared with the bar before it is drawn).
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen) and (3, "4") in seen
+    assert any("node 3 (Invert Image)" in text and "node" in text for text in drawings(outcome.stderr))
+    assert "step" not in outcome.stderr
+
+
 def test_quiet_prints_only_the_saved_files(library: Path, depthgraph: Cli) -> None:
     outcome = depthgraph("run", "img2img.json", "--set", "8.steps=2", "--quiet", "--device", "cpu")
     assert outcome.code == 0, outcome.stderr

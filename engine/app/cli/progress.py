@@ -7,7 +7,7 @@ reporting them. A node that runs a chain of others through a lazy input (Sweep V
 cells, which are counted apart; once one cell has finished, the total is the steps one cell takes
 times the cells, so the estimate is honest from the second cell on (a later grid's cells join the
 total when it starts). Before and between the sampling, the bar names the node that is running
-(loading a model, estimating depth, decoding).
+(loading a model, estimating depth, decoding). A graph without a sampler counts its nodes instead.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class RunProgress:
     titles: Mapping[str, str]
     samplers: frozenset[str] = frozenset()
     outer_nodes: frozenset[str] = frozenset()
+    nodes: int = 0  # the nodes to run: counted by a bar that has no sampler steps to count
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     bar: Any = None
     current: str | None = None
@@ -52,9 +53,10 @@ class RunProgress:
     def __post_init__(self) -> None:
         from tqdm import tqdm
 
+        self.counting_nodes = not self.samplers and self.nodes > 0
         self.bar = tqdm(
-            total=None,
-            unit="step",
+            total=self.nodes if self.counting_nodes else None,
+            unit="node" if self.counting_nodes else "step",
             file=self.stream,
             dynamic_ncols=True,
             leave=False,
@@ -68,7 +70,13 @@ class RunProgress:
         return f"node {node_id} ({self.titles.get(node_id, '?')})"
 
     def update(self, event: Event) -> None:
-        if isinstance(event, NodeExecuting) and event.node_id is not None:
+        if isinstance(event, NodeExecuting) and self.counting_nodes:
+            if self.current is not None:  # the node before it has finished
+                self.bar.update(1)
+            if event.node_id is not None:
+                self.current = event.node_id
+                self._describe(self._title(event.node_id))
+        elif isinstance(event, NodeExecuting) and event.node_id is not None:
             self._started_at.setdefault(event.node_id, self.steps_done)
             self.current = event.node_id
             self._node_step = 0

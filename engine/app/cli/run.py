@@ -75,7 +75,7 @@ def run_command(
             node_id for node_id, node in nodes if node.definition.category.startswith("sampling")
         )
         outer = frozenset(node_id for node_id, node in nodes if node.definition.lazy_inputs)
-        progress = RunProgress(titles, samplers, outer)
+        progress = RunProgress(titles, samplers, outer, nodes=len(graph.order))
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         print("\ndepthgraph: interrupting (Ctrl+C again to quit at once)", file=sys.stderr)
