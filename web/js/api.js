@@ -121,3 +121,13 @@ export class EventSocket extends EventTarget {
     this.dispatchEvent(new CustomEvent("preview", { detail: { blob } }));
   }
 }
+
+/** The image at `url`, once loaded (for drawing it on a canvas or into a texture). */
+export function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => reject(new Error(`cannot load ${url}`));
+    image.src = url;
+  });
+}

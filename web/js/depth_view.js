@@ -1,4 +1,5 @@
 // Seeing depth: the grayscale map, a 3-D parallax view (WebGL, no library), input vs output compared.
+import { loadImage } from "./api.js";
 import { closeOnEscape } from "./overlays.js";
 import { element } from "./panels.js";
 
@@ -28,15 +29,6 @@ void main() {
   }
   gl_FragColor = texture2D(image, clamp(point, 0.0, 1.0));
 }`;
-
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => resolve(image);
-    image.onerror = () => reject(new Error(`cannot load ${url}`));
-    image.src = url;
-  });
-}
 
 /** A WebGL parallax of `imageUrl` displaced by `depthUrl`; it follows the pointer and sways when idle. */
 class Parallax {

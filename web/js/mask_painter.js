@@ -1,20 +1,11 @@
 // Load Image's mask painter: paint the area to regenerate over the image, then store it as ComfyUI's mask
 // editor does, through /upload/mask: a PNG whose alpha is the mask (transparent = masked), which the server
 // puts on a copy of the image in input/clipspace/. LoadImage reads that alpha as its MASK output.
-import { api, viewUrl } from "./api.js";
+import { api, loadImage, viewUrl } from "./api.js";
 import { closeOnEscape } from "./overlays.js";
 import { element } from "./panels.js";
 
 const PAINT = [255, 61, 127]; // how the mask shows over the image
-
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => resolve(image);
-    image.onerror = () => reject(new Error(`cannot load ${url}`));
-    image.src = url;
-  });
-}
 
 // Canvases read back pixel by pixel (the mask, and copies made to read it).
 const pixelsOf = (canvas) => canvas.getContext("2d", { willReadFrequently: true });
